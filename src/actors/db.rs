@@ -1,0 +1,82 @@
+//! `DbExecutor`: the only place queries run. It lives on a `SyncArbiter` with one thread per
+//! pooled connection, so blocking diesel calls never run on the async HTTP workers.
+
+use crate::db::{DbConn, DbPool};
+use actix::prelude::*;
+
+/// The database could not be reached (pool exhausted or broken, or the actor is gone).
+#[derive(Debug, thiserror::Error)]
+pub enum DbUnavailable {
+    #[error("no database connection: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database actor unavailable")]
+    Mailbox,
+}
+
+/// A query failed, or never ran because the database was unavailable.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+    #[error(transparent)]
+    Unavailable(#[from] DbUnavailable),
+}
+
+/// A unit of database work: a closure over a pooled connection.
+pub struct Query<R, E>(Box<dyn FnOnce(&mut DbConn) -> Result<R, E> + Send>);
+
+impl<R: 'static, E: 'static> Message for Query<R, E> {
+    type Result = Result<R, E>;
+}
+
+/// Actor owning the connection pool.
+pub struct DbExecutor {
+    pool: DbPool,
+}
+
+impl Actor for DbExecutor {
+    type Context = SyncContext<Self>;
+}
+
+impl<R: 'static, E: From<DbUnavailable> + 'static> Handler<Query<R, E>> for DbExecutor {
+    type Result = Result<R, E>;
+
+    fn handle(&mut self, Query(work): Query<R, E>, _: &mut Self::Context) -> Result<R, E> {
+        let mut conn = self.pool.get().map_err(DbUnavailable::from)?;
+        work(&mut conn)
+    }
+}
+
+/// Cloneable handle to the database actor.
+#[derive(Clone)]
+pub struct Database {
+    addr: Addr<DbExecutor>,
+}
+
+impl Database {
+    /// Starts `threads` executor threads sharing `pool` (threads = pool size, so no thread ever
+    /// waits for a connection another thread of ours holds).
+    pub fn start(pool: DbPool, threads: usize) -> Self {
+        let addr = SyncArbiter::start(threads, move || DbExecutor { pool: pool.clone() });
+        Self { addr }
+    }
+
+    /// Runs `work` on a database thread and returns its result.
+    pub async fn run<R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<DbUnavailable> + Send + 'static,
+    {
+        self.addr.send(Query(Box::new(work))).await.map_err(|_| E::from(DbUnavailable::Mailbox))?
+    }
+
+    /// Runs a plain query function (one returning diesel's `QueryResult`) on a database thread.
+    pub async fn query<R, F>(&self, work: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut DbConn) -> diesel::QueryResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(move |conn| work(conn).map_err(DbError::Query)).await
+    }
+}

@@ -1,0 +1,134 @@
+//! The command line: `serve` (default), `migrate`, `user create`, `keys list`.
+
+use crate::clock::SystemClock;
+use crate::config::{ConfigError, Settings, SettingsArgs};
+use crate::db::{self, DbSetupError, signing_keys, users};
+use crate::domain::{Password, UserName};
+use crate::startup::{Application, StartupError};
+use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
+#[derive(Debug, Parser)]
+#[command(name = "library-api", version, about = "Users, RS256 access tokens with a JWKS, and a small authors API.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Inspect the signing key ring.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password comes from LIBRARY_PASSWORD or a prompt.
+    Create {
+        name: String,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the stored keys and their states (no key material is printed).
+    List,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error(transparent)]
+    Database(#[from] DbSetupError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let settings = Settings::from_args(cli.settings)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings).map(drop),
+        Command::User { command: UserCommand::Create { name, admin } } => create_user(&settings, &name, admin),
+        Command::Keys { command: KeysCommand::List } => list_keys(&settings),
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), CliError> {
+    actix_web::rt::System::new().block_on(async move {
+        let application = Application::build(settings, Arc::new(SystemClock)).await?;
+        application.run_until_stopped().await.map_err(|e| CliError::Failed(format!("server stopped: {e}")))
+    })
+}
+
+/// Opens the database, applies pending migrations and returns a connection.
+fn migrate(settings: &Settings) -> Result<db::DbPool, CliError> {
+    let pool = db::connect(&settings.database_path, 1)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let applied = db::run_migrations(&mut conn)?;
+    println!("{} migration(s) applied to {}", applied.len(), settings.database_path.display());
+    for version in applied {
+        println!("  {version}");
+    }
+    drop(conn);
+    Ok(pool)
+}
+
+fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliError> {
+    let name = UserName::parse(name).map_err(|e| CliError::Failed(e.message))?;
+    let password = match std::env::var("LIBRARY_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => rpassword::prompt_password(format!("Password for {}: ", name.as_str()))
+            .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?,
+    };
+    let password = Password::parse(password).map_err(|e| CliError::Failed(e.message))?;
+    let hash = bcrypt::non_truncating_hash(password.expose(), settings.bcrypt_cost).map_err(|e| CliError::Failed(e.to_string()))?;
+    let pool = migrate(settings)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let now = chrono::Utc::now().naive_utc();
+    let user = users::create(&mut conn, name.as_str(), &name.key(), &hash, admin, now).map_err(|e| match db::unique_violation_column(&e) {
+        Some(_) => CliError::Failed(format!("the name {} is already taken", name.as_str())),
+        None => CliError::Failed(format!("database: {e}")),
+    })?;
+    println!("created {} {} ({})", if user.admin { "admin" } else { "user" }, user.name, user.public_id);
+    Ok(())
+}
+
+fn list_keys(settings: &Settings) -> Result<(), CliError> {
+    let pool = migrate(settings)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let keys = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    println!("{:<44} {:<8} {:<20} {:<20} {:<20}", "KID", "STATE", "CREATED", "ACTIVATES", "RETIRES");
+    for key in keys {
+        let retires = key.retires_at.map_or_else(|| "-".to_string(), |t| t.format("%F %T").to_string());
+        println!(
+            "{:<44} {:<8} {:<20} {:<20} {:<20}",
+            key.kid,
+            key.state,
+            key.created_at.format("%F %T"),
+            key.activates_at.format("%F %T"),
+            retires
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! One typed [`Settings`] struct, read once from command-line flags and the environment.
+//! Every setting is validated here, so a bad value stops the process at start with one line
+//! that names the setting (API.md "Configuration").
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use clap::Args;
+use secrecy::{SecretBox, SecretString};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Length of the master key that encrypts private keys at rest (AES-256-GCM).
+pub const MASTER_KEY_LEN: usize = 32;
+
+/// The raw settings as clap reads them; [`Settings::from_args`] checks them.
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// SQLite path or sqlite://PATH.
+    #[arg(long, env = "DATABASE_URL", default_value = "library.db", global = true)]
+    pub database_url: String,
+    /// Listen address; port 0 picks a free port (the real one is logged).
+    #[arg(long, env = "BIND_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub bind_addr: String,
+    /// `iss` of every token [default: http://{BIND_ADDR}].
+    #[arg(long, env = "ISSUER", global = true)]
+    pub issuer: Option<String>,
+    /// `aud` of every token.
+    #[arg(long, env = "AUDIENCE", default_value = "library-api", global = true)]
+    pub audience: String,
+    /// Access token lifetime (humantime: 90s, 30m, 1h).
+    #[arg(long, env = "ACCESS_TOKEN_TTL", default_value = "30m", global = true)]
+    pub access_token_ttl: String,
+    /// Size of generated RSA keys: 2048, 3072 or 4096.
+    #[arg(long, env = "RSA_KEY_BITS", default_value = "2048", global = true)]
+    pub rsa_key_bits: String,
+    /// Base64 of 32 bytes that encrypt private keys at rest. Unset: MASTER_KEY_FILE is used.
+    #[arg(long, env = "MASTER_KEY", hide_env_values = true, global = true)]
+    pub master_key: Option<String>,
+    /// File holding the master key [default: {db dir}/library.master.key]; created when missing.
+    #[arg(long, env = "MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
+    /// bcrypt cost, 4..=31.
+    #[arg(long, env = "BCRYPT_COST", default_value = "12", global = true)]
+    pub bcrypt_cost: String,
+    /// With ADMIN_PASSWORD: this admin is created at start if missing.
+    #[arg(long, env = "ADMIN_NAME", global = true)]
+    pub admin_name: Option<String>,
+    /// With ADMIN_NAME: the password of the admin created at start.
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
+    pub admin_password: Option<String>,
+    /// Database connections, and threads of the database actor.
+    #[arg(long, env = "DB_POOL_SIZE", default_value = "8", global = true)]
+    pub db_pool_size: String,
+}
+
+/// Where the master key comes from.
+#[derive(Debug)]
+pub enum MasterKeySource {
+    /// Given directly (MASTER_KEY).
+    Inline(SecretBox<[u8; MASTER_KEY_LEN]>),
+    /// Read from, or created at, this path (MASTER_KEY_FILE).
+    File(PathBuf),
+}
+
+/// The admin account to ensure at start (ADMIN_NAME / ADMIN_PASSWORD).
+#[derive(Debug)]
+pub struct InitialAdmin {
+    pub name: String,
+    pub password: SecretString,
+}
+
+/// Validated settings. Secrets are wrapped so `Debug` cannot print them.
+#[derive(Debug)]
+pub struct Settings {
+    pub database_path: PathBuf,
+    pub bind_addr: SocketAddr,
+    pub issuer: Option<String>,
+    pub audience: String,
+    pub access_token_ttl: Duration,
+    pub rsa_key_bits: usize,
+    pub master_key: MasterKeySource,
+    pub bcrypt_cost: u32,
+    pub initial_admin: Option<InitialAdmin>,
+    pub db_pool_size: u32,
+}
+
+/// A setting that cannot be used; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {setting}: {reason}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub reason: String,
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { setting, reason: reason.into() }
+}
+
+impl Settings {
+    pub fn from_args(args: SettingsArgs) -> Result<Self, ConfigError> {
+        let database_path = parse_database_url(&args.database_url)?;
+        let master_key = match args.master_key {
+            Some(encoded) => MasterKeySource::Inline(parse_master_key(&encoded).map_err(|reason| invalid("MASTER_KEY", reason))?),
+            None => MasterKeySource::File(args.master_key_file.unwrap_or_else(|| default_master_key_file(&database_path))),
+        };
+        Ok(Self {
+            bind_addr: parse_bind_addr(&args.bind_addr)?,
+            issuer: parse_issuer(args.issuer)?,
+            audience: non_empty("AUDIENCE", args.audience)?,
+            access_token_ttl: parse_ttl("ACCESS_TOKEN_TTL", &args.access_token_ttl)?,
+            rsa_key_bits: parse_key_bits(&args.rsa_key_bits)?,
+            bcrypt_cost: parse_in_range("BCRYPT_COST", &args.bcrypt_cost, 4..=31)?,
+            initial_admin: parse_initial_admin(args.admin_name, args.admin_password)?,
+            db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
+            database_path,
+            master_key,
+        })
+    }
+}
+
+fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(invalid("DATABASE_URL", "PostgreSQL is not supported by this build yet; use a SQLite path"));
+    }
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    if path.is_empty() || path == ":memory:" {
+        return Err(invalid("DATABASE_URL", "expected a SQLite file path, sqlite://PATH or postgres://…"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn default_master_key_file(database_path: &Path) -> PathBuf {
+    let dir = database_path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join("library.master.key")
+}
+
+/// Decodes a master key: base64 of exactly 32 bytes.
+pub fn parse_master_key(encoded: &str) -> Result<SecretBox<[u8; MASTER_KEY_LEN]>, String> {
+    let bytes = BASE64.decode(encoded.trim()).map_err(|_| "expected base64 of 32 bytes (not valid base64)".to_string())?;
+    let key: [u8; MASTER_KEY_LEN] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("expected base64 of 32 bytes, got {} bytes", bytes.len()))?;
+    Ok(SecretBox::new(Box::new(key)))
+}
+
+fn parse_bind_addr(value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| invalid("BIND_ADDR", format!("'{value}' is not HOST:PORT")))
+}
+
+fn parse_issuer(issuer: Option<String>) -> Result<Option<String>, ConfigError> {
+    match issuer {
+        None => Ok(None),
+        Some(issuer) if issuer.starts_with("https://") || issuer.starts_with("http://") => Ok(Some(issuer)),
+        Some(issuer) => Err(invalid("ISSUER", format!("'{issuer}' is not an http(s) URL"))),
+    }
+}
+
+fn non_empty(setting: &'static str, value: String) -> Result<String, ConfigError> {
+    if value.trim().is_empty() { Err(invalid(setting, "must not be empty")) } else { Ok(value) }
+}
+
+fn parse_ttl(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let ttl = humantime::parse_duration(value).map_err(|e| invalid(setting, format!("'{value}': {e}")))?;
+    if ttl < Duration::from_secs(1) {
+        return Err(invalid(setting, "must be at least 1s"));
+    }
+    Ok(ttl)
+}
+
+fn parse_key_bits(value: &str) -> Result<usize, ConfigError> {
+    match value.trim() {
+        "2048" => Ok(2048),
+        "3072" => Ok(3072),
+        "4096" => Ok(4096),
+        _ => Err(invalid("RSA_KEY_BITS", format!("'{value}' is not one of 2048, 3072, 4096"))),
+    }
+}
+
+fn parse_in_range(setting: &'static str, value: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, ConfigError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| invalid(setting, format!("'{value}' is not a whole number in {}..={}", range.start(), range.end())))
+}
+
+fn parse_initial_admin(name: Option<String>, password: Option<String>) -> Result<Option<InitialAdmin>, ConfigError> {
+    match (name, password) {
+        (None, None) => Ok(None),
+        (Some(name), Some(password)) => Ok(Some(InitialAdmin { name, password: SecretString::from(password) })),
+        (Some(_), None) => Err(invalid("ADMIN_PASSWORD", "must be set together with ADMIN_NAME")),
+        (None, Some(_)) => Err(invalid("ADMIN_NAME", "must be set together with ADMIN_PASSWORD")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        settings: SettingsArgs,
+    }
+
+    fn settings_from(args: &[&str]) -> Result<Settings, ConfigError> {
+        let cli = TestCli::try_parse_from(std::iter::once("library-api").chain(args.iter().copied()))
+            .expect("flags parse");
+        Settings::from_args(cli.settings)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_put_the_master_key_beside_the_database() {
+        let settings = settings_from(&["--database-url", "sqlite://data/lib.db"]).expect("valid");
+        assert_eq!(settings.database_path, PathBuf::from("data/lib.db"));
+        assert_eq!(settings.access_token_ttl, Duration::from_secs(30 * 60));
+        assert_eq!(settings.rsa_key_bits, 2048);
+        assert!(matches!(settings.master_key, MasterKeySource::File(ref p) if p == Path::new("data/library.master.key")));
+    }
+
+    #[test]
+    fn each_bad_setting_is_named_in_the_error() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--bcrypt-cost", "3"], "BCRYPT_COST"),
+            (&["--bcrypt-cost", "x"], "BCRYPT_COST"),
+            (&["--rsa-key-bits", "1024"], "RSA_KEY_BITS"),
+            (&["--access-token-ttl", "soon"], "ACCESS_TOKEN_TTL"),
+            (&["--access-token-ttl", "0s"], "ACCESS_TOKEN_TTL"),
+            (&["--bind-addr", "nowhere"], "BIND_ADDR"),
+            (&["--master-key", "c2hvcnQ="], "MASTER_KEY"),
+            (&["--master-key", "!!"], "MASTER_KEY"),
+            (&["--issuer", "library"], "ISSUER"),
+            (&["--admin-name", "root"], "ADMIN_PASSWORD"),
+            (&["--database-url", "postgres://localhost/x"], "DATABASE_URL"),
+            (&["--database-url", ""], "DATABASE_URL"),
+        ];
+        for (args, setting) in cases {
+            let error = settings_from(args).expect_err(&format!("{args:?} should be rejected"));
+            assert_eq!(error.setting, *setting, "{args:?}");
+            assert!(error.to_string().contains(setting), "{args:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn secrets_do_not_appear_in_debug_output() {
+        let settings = settings_from(&["--admin-name", "root", "--admin-password", "hunter2hunter2"]).expect("valid");
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+}

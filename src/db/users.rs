@@ -1,0 +1,49 @@
+//! Queries on `users`.
+
+use super::DbConn;
+use crate::schema::users;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: i32,
+    pub public_id: String,
+    pub name: String,
+    pub password_hash: String,
+    pub admin: bool,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = users)]
+struct NewUser<'a> {
+    public_id: &'a str,
+    name: &'a str,
+    name_key: &'a str,
+    password_hash: &'a str,
+    admin: bool,
+    created_at: NaiveDateTime,
+}
+
+/// Inserts a user with a fresh random `public_id`; a taken name fails with a unique violation
+/// on `users.name_key`.
+pub fn create(conn: &mut DbConn, name: &str, name_key: &str, password_hash: &str, admin: bool, now: NaiveDateTime) -> QueryResult<User> {
+    let public_id = uuid::Uuid::new_v4().to_string();
+    let new_user = NewUser { public_id: &public_id, name, name_key, password_hash, admin, created_at: now };
+    diesel::insert_into(users::table).values(&new_user).returning(User::as_returning()).get_result(conn)
+}
+
+pub fn find_by_name_key(conn: &mut DbConn, name_key: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::name_key.eq(name_key)).select(User::as_select()).first(conn).optional()
+}
+
+pub fn find_by_public_id(conn: &mut DbConn, public_id: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::public_id.eq(public_id)).select(User::as_select()).first(conn).optional()
+}
+
+/// Every user, oldest first.
+pub fn list(conn: &mut DbConn) -> QueryResult<Vec<User>> {
+    users::table.order(users::id).select(User::as_select()).load(conn)
+}

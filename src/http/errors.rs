@@ -1,0 +1,228 @@
+//! The one error type of the HTTP boundary. Every failure a handler can meet becomes an
+//! [`AppError`], which answers with API.md's JSON envelope `{"error": code, "message": text}`.
+//! 5xx bodies never describe the cause; the log does.
+
+use crate::actors::db::{DbError, DbUnavailable};
+use crate::actors::key_ring::KeyRingError;
+use crate::actors::passwords::PasswordError;
+use crate::actors::revocations::RevocationError;
+use crate::db::{is_busy, unique_violation_column};
+use crate::domain::InvalidValue;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The realm in every `WWW-Authenticate` challenge.
+pub const REALM: &str = "library-api";
+
+/// Why a request is unauthenticated; decides the `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthorized {
+    /// Login failed: wrong name or password (one answer for both).
+    InvalidCredentials,
+    /// No access token was sent (RFC 6750 §3.1: no error code in the challenge).
+    MissingToken,
+    /// A token was sent and is not acceptable.
+    InvalidToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("unauthorized: {0:?}")]
+    Unauthorized(Unauthorized),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: &'static str },
+    #[error("request body larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error(transparent)]
+    Unprocessable(#[from] InvalidValue),
+    /// A dependency is down or overloaded; the string is for the log only.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the string is for the log only.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+}
+
+impl AppError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest { code, message: message.into() }
+    }
+
+    /// The 409 for a value that is taken in unique column `table.column`.
+    pub fn conflict_on(column: &str) -> Self {
+        let (code, message) = CONFLICTS
+            .iter()
+            .find(|(constraint, _, _)| *constraint == column)
+            .map_or(("conflict", "conflicts with an existing record"), |(_, code, message)| (*code, *message));
+        Self::Conflict { code, message }
+    }
+
+    /// The snake_case code of the envelope.
+    pub fn code(&self) -> &str {
+        match self {
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Unauthorized(Unauthorized::InvalidCredentials) => "invalid_credentials",
+            Self::Unauthorized(Unauthorized::MissingToken) => "missing_token",
+            Self::Unauthorized(Unauthorized::InvalidToken) => "invalid_token",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unprocessable(invalid) => invalid.code,
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Unauthorized(Unauthorized::InvalidCredentials) => "wrong name or password".into(),
+            Self::Unauthorized(Unauthorized::MissingToken) => "an access token is required (Authorization: Bearer)".into(),
+            Self::Unauthorized(Unauthorized::InvalidToken) => "the access token is invalid, expired or revoked".into(),
+            Self::Unavailable(_) => "the service is temporarily unavailable; try again".into(),
+            Self::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            Self::Internal(cause) => log::error!("internal error: {cause}"),
+            Self::Unavailable(cause) => log::warn!("unavailable: {cause}"),
+            _ => {}
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized(kind) = self {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
+        }
+        response.json(ErrorBody { error: self.code(), message: &self.public_message() })
+    }
+}
+
+fn challenge(kind: Unauthorized) -> String {
+    match kind {
+        Unauthorized::InvalidCredentials => format!("Basic realm=\"{REALM}\""),
+        Unauthorized::MissingToken => format!("Bearer realm=\"{REALM}\""),
+        Unauthorized::InvalidToken => format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+    }
+}
+
+/// Unique constraints and the conflict each one means to a client.
+const CONFLICTS: &[(&str, &str, &str)] = &[
+    ("users.name_key", "name_taken", "that name is already registered"),
+    ("authors.name", "author_taken", "an author with that name already exists"),
+    ("authors.book", "book_taken", "an author with that book already exists"),
+];
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        if let Some(column) = unique_violation_column(&error) {
+            return Self::conflict_on(&column);
+        }
+        match error {
+            diesel::result::Error::NotFound => Self::NotFound("not found"),
+            error if is_busy(&error) => Self::Unavailable(format!("database busy: {error}")),
+            error => Self::Internal(format!("database: {error}")),
+        }
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Query(error) => error.into(),
+            DbError::Unavailable(error) => error.into(),
+        }
+    }
+}
+
+impl From<DbUnavailable> for AppError {
+    fn from(error: DbUnavailable) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<PasswordError> for AppError {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Unavailable => Self::Unavailable(error.to_string()),
+            PasswordError::Bcrypt(_) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<RevocationError> for AppError {
+    fn from(error: RevocationError) -> Self {
+        Self::Unavailable(error.to_string())
+    }
+}
+
+impl From<KeyRingError> for AppError {
+    fn from(error: KeyRingError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+/// Gives responses the framework makes itself (unknown route, wrong method, …) the same JSON
+/// envelope. Responses that already carry JSON pass through untouched.
+pub fn json_envelope_for_framework_errors<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let status = response.status();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        status if status.is_server_error() => "internal_error",
+        _ => "bad_request",
+    };
+    let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+    let body = serde_json::to_string(&ErrorBody { error: code, message: &message }).unwrap_or_default();
+    let (request, response) = response.into_parts();
+    let mut response = response.set_body(BoxBody::new(body));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, response).map_into_right_body()))
+}

@@ -1,0 +1,212 @@
+//! Extractors: a strict JSON body, and the authenticated caller.
+
+use super::AppState;
+use super::errors::{AppError, Unauthorized};
+use crate::tokens::AccessClaims;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::web::{BytesMut, Data};
+use actix_web::{FromRequest, HttpRequest};
+use futures_util::StreamExt as _;
+use futures_util::future::{LocalBoxFuture, Ready, ready};
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
+
+/// Largest JSON body accepted (API.md "Errors": 413 above it).
+pub const JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// A JSON request body: `Content-Type: application/json` (else 415), at most 64 KiB (else 413),
+/// UTF-8, an object, no duplicated keys, and the shape of `T` (else 400).
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = has_json_content_type(req);
+        let declared_length = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(AppError::UnsupportedMediaType);
+            }
+            if declared_length.is_some_and(|length| length > JSON_BODY_LIMIT) {
+                return Err(AppError::PayloadTooLarge);
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
+                if body.len() + chunk.len() > JSON_BODY_LIMIT {
+                    return Err(AppError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json_object(&body).map(JsonBody)
+        })
+    }
+}
+
+/// `application/json` or any `application/*+json`, with any parameters.
+pub fn has_json_content_type(req: &HttpRequest) -> bool {
+    let Some(Ok(value)) = req.headers().get(header::CONTENT_TYPE).map(|value| value.to_str()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses a JSON object strictly (see [`JsonBody`]).
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| AppError::bad_request("invalid_json", "the body is not valid UTF-8"))?;
+    let mut structure = serde_json::Deserializer::from_str(text);
+    structure
+        .deserialize_map(StrictVisitor)
+        .and_then(|_| structure.end())
+        .map_err(|e| AppError::bad_request("invalid_json", format!("the body is not a valid JSON object: {e}")))?;
+    serde_json::from_str(text).map_err(|e| AppError::bad_request("invalid_body", format!("the body does not fit this request: {e}")))
+}
+
+/// Walks any JSON value and fails on an object with a repeated key, which serde_json would
+/// otherwise resolve silently (last one wins) — a classic parser-differential trick.
+struct StrictVisitor;
+
+impl<'de> de::Deserialize<'de> for StrictVisitor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = StrictVisitor;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self, A::Error> {
+        while seq.next_element::<StrictVisitor>()?.is_some() {}
+        Ok(self)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            map.next_value::<StrictVisitor>()?;
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format!("duplicate key `{key}`")));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// The access token of a request: `Authorization: Bearer …` (RFC 6750 §2.1), else the seed's
+/// `x-access-tokens` header.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, AppError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken))?;
+        if let Some((scheme, token)) = value.split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            return Ok(token.trim());
+        }
+    }
+    match req.headers().get("x-access-tokens") {
+        Some(value) => value.to_str().map(str::trim).map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken)),
+        None => Err(AppError::Unauthorized(Unauthorized::MissingToken)),
+    }
+}
+
+/// The caller, authenticated by a valid access token (every check of API.md "Tokens").
+#[derive(Debug, Clone)]
+pub struct AuthenticatedUser(pub AccessClaims);
+
+impl FromRequest for AuthenticatedUser {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).map(AuthenticatedUser))
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<AccessClaims, AppError> {
+    let state = req.app_data::<Data<AppState>>().ok_or_else(|| AppError::Internal("AppState missing".into()))?;
+    let token = bearer_token(req)?;
+    state.verify_access_token(token).map_err(|rejection| {
+        log::debug!("token rejected: {rejection}");
+        AppError::Unauthorized(Unauthorized::InvalidToken)
+    })
+}
+
+/// An authenticated caller in the `admin` group; anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AccessClaims);
+
+impl FromRequest for AdminUser {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req).and_then(|claims| {
+            if claims.is_admin() { Ok(AdminUser(claims)) } else { Err(AppError::Forbidden("administrators only")) }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Body {
+        #[allow(dead_code, reason = "only its parsing is tested")]
+        name: String,
+    }
+
+    #[test]
+    fn strict_json_rejects_what_serde_would_let_through() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"name":"a","name":"b"}"#, "invalid_json"),
+            (br#"{"name":"a","x":{"k":1,"k":2}}"#, "invalid_json"),
+            (br#"["name"]"#, "invalid_json"),
+            (b"\"name\"", "invalid_json"),
+            (b"{\"name\":\"\xff\"}", "invalid_json"),
+            (br#"{"name":"a"} trailing"#, "invalid_json"),
+            (br#"{"name":"a""#, "invalid_json"),
+            (br#"{"name":5}"#, "invalid_body"),
+            (br#"{}"#, "invalid_body"),
+        ];
+        for (body, code) in cases {
+            let error = parse_json_object::<Body>(body).expect_err(&String::from_utf8_lossy(body));
+            assert_eq!(error.code(), *code, "{}", String::from_utf8_lossy(body));
+        }
+        assert!(parse_json_object::<Body>(br#"{"name":"a","extra":[1,{"k":null}]}"#).is_ok());
+    }
+}

@@ -1,0 +1,53 @@
+//! `/.well-known/jwks.json`, `/healthz`, `/readyz`.
+
+use super::AppState;
+use super::errors::AppError;
+use actix_web::http::header::{self, CacheControl, CacheDirective, ETag, EntityTag, IfNoneMatch};
+use actix_web::web::{Data, Header};
+use actix_web::{HttpResponse, Responder};
+use diesel::RunQueryDsl as _;
+use std::time::Duration;
+
+/// How long verifiers may cache the JWKS. The key ring issue ties this to the rotation schedule.
+const JWKS_MAX_AGE_SECS: u32 = 300;
+/// How long `/readyz` waits for the database.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /.well-known/jwks.json`: served from the key ring snapshot; `If-None-Match` → 304.
+pub async fn jwks(state: Data<AppState>, if_none_match: Option<Header<IfNoneMatch>>) -> HttpResponse {
+    let snapshot = state.key_ring.snapshot();
+    let tag = EntityTag::new_strong(snapshot.etag.trim_matches('"').to_string());
+    let cache = CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(JWKS_MAX_AGE_SECS)]);
+    let unchanged = match if_none_match.map(Header::into_inner) {
+        Some(IfNoneMatch::Any) => true,
+        Some(IfNoneMatch::Items(tags)) => tags.iter().any(|candidate| candidate.weak_eq(&tag)),
+        None => false,
+    };
+    if unchanged {
+        return HttpResponse::NotModified().insert_header(ETag(tag)).insert_header(cache).finish();
+    }
+    HttpResponse::Ok()
+        .insert_header(ETag(tag))
+        .insert_header(cache)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(snapshot.jwks.to_vec())
+}
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> impl Responder {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: 200 when the database answers and the key ring can sign, else 503.
+pub async fn readyz(state: Data<AppState>) -> Result<HttpResponse, AppError> {
+    let database = state.db.run(|conn| diesel::sql_query("SELECT 1").execute(conn).map_err(AppError::from));
+    match actix_web::rt::time::timeout(READINESS_TIMEOUT, database).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => return Err(AppError::Unavailable(format!("readiness: {error}"))),
+        Err(_) => return Err(AppError::Unavailable("readiness: database did not answer in time".into())),
+    }
+    if state.key_ring.snapshot().current.is_none() {
+        return Err(AppError::Unavailable("readiness: no current signing key".into()));
+    }
+    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+}

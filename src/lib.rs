@@ -1,0 +1,15 @@
+//! library-api: registers users, issues RS256 access tokens from an encrypted RSA key ring,
+//! publishes the JWKS and serves a small authors API. `main.rs` only parses the command line and
+//! calls into [`startup`] or [`cli`].
+
+pub mod actors;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod master_key;
+pub mod schema;
+pub mod startup;
+pub mod tokens;

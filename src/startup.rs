@@ -1,0 +1,149 @@
+//! Builds the running service from [`Settings`]: database, actors, listener, HTTP server.
+//! Tests build it the same way on port 0 and ask which port they got.
+
+use crate::actors::db::Database;
+use crate::actors::key_ring::{KeyRingError, KeyRingHandle};
+use crate::actors::passwords::{PasswordError, Passwords};
+use crate::actors::revocations::{RevocationError, RevocationsHandle};
+use crate::clock::SharedClock;
+use crate::config::{InitialAdmin, Settings};
+use crate::db::{self, DbPool, DbSetupError, users};
+use crate::domain::{Password, UserName};
+use crate::http::errors::json_envelope_for_framework_errors;
+use crate::http::{self, AppState, TokenSettings};
+use crate::master_key::{MasterKey, MasterKeyError};
+use crate::tokens::VerificationPolicy;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
+use actix_web::web::{self, Data};
+use actix_web::{App, HttpServer};
+use secrecy::ExposeSecret;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+/// Why the service could not start. Each message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error(transparent)]
+    Database(#[from] DbSetupError),
+    #[error("key ring: {0}")]
+    KeyRing(#[from] KeyRingError),
+    #[error("revocations: {0}")]
+    Revocations(#[from] RevocationError),
+    #[error("password hasher: {0}")]
+    Passwords(#[from] PasswordError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("invalid ADMIN_NAME/ADMIN_PASSWORD: {0}")]
+    InitialAdmin(String),
+    #[error("invalid ACCESS_TOKEN_TTL: out of range")]
+    TokenTtl,
+}
+
+/// Opens the database and applies pending migrations (on a blocking thread).
+pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
+    let (path, size) = (settings.database_path.clone(), settings.db_pool_size);
+    let pool = actix_web::rt::task::spawn_blocking(move || -> Result<DbPool, DbSetupError> {
+        let pool = db::connect(&path, size)?;
+        let mut conn = pool.get().map_err(|e| DbSetupError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        for version in db::run_migrations(&mut conn)? {
+            log::info!("applied migration {version}");
+        }
+        Ok(pool)
+    })
+    .await
+    .map_err(|e| DbSetupError::Migrate(e.to_string()))??;
+    Ok(pool)
+}
+
+/// A service that is listening and ready to run.
+pub struct Application {
+    address: SocketAddr,
+    server: Server,
+    state: Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
+        let master_key = Arc::new(MasterKey::load(&settings.master_key)?);
+        let pool = open_database(&settings).await?;
+        let db = Database::start(pool, settings.db_pool_size as usize);
+        let passwords = Passwords::start(settings.bcrypt_cost).await?;
+        let key_ring = KeyRingHandle::start(db.clone(), master_key, settings.rsa_key_bits, clock.clone()).await?;
+        let revocations = RevocationsHandle::start(db.clone(), clock.clone()).await?;
+
+        let listener = TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
+        let address = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
+        let issuer = settings.issuer.clone().unwrap_or_else(|| format!("http://{address}"));
+        let tokens = TokenSettings {
+            policy: VerificationPolicy::new(&issuer, &settings.audience),
+            issuer,
+            audience: settings.audience.clone(),
+            access_token_ttl: chrono::Duration::from_std(settings.access_token_ttl).map_err(|_| StartupError::TokenTtl)?,
+        };
+        let state = Data::new(AppState { db, passwords, key_ring, revocations, clock, tokens });
+        if let Some(admin) = &settings.initial_admin {
+            ensure_admin(&state, admin).await?;
+        }
+
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .app_data(http::path_config())
+                .app_data(http::query_config())
+                .wrap(ErrorHandlers::new().default_handler(json_envelope_for_framework_errors))
+                .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                // Method and path only: never query strings, headers or bodies, which may hold secrets.
+                .wrap(Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()))
+                .configure(http::routes)
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: address, source })?
+        .run();
+        log::info!("listening on http://{address} (issuer {})", state.tokens.issuer);
+        Ok(Self { address, server, state })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address.port()
+    }
+
+    /// The shared state, for in-process tests.
+    pub fn state(&self) -> Data<AppState> {
+        self.state.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or [`ServerHandle::stop`]).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Creates the ADMIN_NAME admin when no user has that name yet.
+async fn ensure_admin(state: &AppState, admin: &InitialAdmin) -> Result<(), StartupError> {
+    let name = UserName::parse(&admin.name).map_err(|e| StartupError::InitialAdmin(e.message))?;
+    let password = Password::parse(admin.password.expose_secret().to_string()).map_err(|e| StartupError::InitialAdmin(e.message))?;
+    let key = name.key();
+    let existing = state.db.query(move |conn| users::find_by_name_key(conn, &key)).await.map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
+    if existing.is_some() {
+        log::info!("admin {} already exists", name.as_str());
+        return Ok(());
+    }
+    let hash = state.passwords.hash(password.expose()).await?;
+    let user = http::create_user(state, name, hash, true).await.map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
+    log::info!("created admin {} ({})", user.name, user.public_id);
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! Access tokens: the claims (RFC 9068 JWT profile for OAuth 2.0 access tokens), signing with a
+//! key parsed once, and verification. Pure code: no actors, no I/O, time passed in.
+
+mod keys;
+mod verify;
+
+pub use keys::{Jwk, KeyError, SigningKey, generate_pkcs8};
+pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, verify};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Tokens longer than this are rejected before any decoding (API.md "Tokens").
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp` and `nbf`, in seconds (API.md: at most 30 s).
+pub const CLOCK_LEEWAY_SECS: i64 = 30;
+/// The JOSE `typ` of an access token (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+/// The group that makes a user an administrator.
+pub const ADMIN_GROUP: &str = "admin";
+
+/// The claims of every access token we issue (API.md "Tokens").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The user's `public_id`.
+    pub sub: Uuid,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    /// Unique per token; what `/logout` revokes.
+    pub jti: Uuid,
+    pub name: String,
+    /// `[]` or `["admin"]`.
+    pub groups: Vec<String>,
+}
+
+impl AccessClaims {
+    pub fn is_admin(&self) -> bool {
+        self.groups.iter().any(|group| group == ADMIN_GROUP)
+    }
+}

@@ -1,0 +1,224 @@
+//! Access token verification (API.md "Tokens", RFC 8725 §3): the header is checked by us before
+//! any key is chosen, the key comes only from our own ring by `kid`, and the signature and
+//! `iss`/`aud` are checked by jsonwebtoken. Time is checked against the caller's clock.
+
+use super::{ACCESS_TOKEN_TYPE, AccessClaims, CLOCK_LEEWAY_SECS, MAX_TOKEN_BYTES};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// The public keys tokens may be signed with, by `kid`.
+pub type VerificationKeys = HashMap<String, DecodingKey>;
+
+/// Why a token was not accepted. Logged at debug level; clients only ever see `invalid_token`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenRejection {
+    #[error("token longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("not a compact JWS")]
+    Malformed,
+    #[error("algorithm other than RS256")]
+    UnsupportedAlgorithm,
+    #[error("typ is not at+jwt")]
+    WrongType,
+    #[error("crit header present")]
+    CriticalHeader,
+    #[error("kid missing or not in the key ring")]
+    UnknownKey,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("invalid claims: {0}")]
+    InvalidClaims(String),
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("revoked")]
+    Revoked,
+}
+
+/// Issuer and audience every token must carry, as a jsonwebtoken `Validation` built once.
+#[derive(Debug, Clone)]
+pub struct VerificationPolicy {
+    validation: Validation,
+}
+
+impl VerificationPolicy {
+    pub fn new(issuer: &str, audience: &str) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        // exp and nbf are checked below against the injected clock, not the system time.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        Self { validation }
+    }
+}
+
+/// The header members we look at. Unknown members (`jku`, `x5u`, `jwk`, `x5c`, …) are ignored:
+/// a key is only ever found by `kid` in our own ring.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Verifies `token` at unix time `now`; returns its claims when every check passes.
+pub fn verify(token: &str, keys: &VerificationKeys, policy: &VerificationPolicy, now: i64) -> Result<AccessClaims, TokenRejection> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenRejection::TooLarge);
+    }
+    let header = parse_header(token)?;
+    // RFC 7515 §4.1.11: a recipient that does not understand a listed extension must reject;
+    // we understand none.
+    if header.crit.is_some() {
+        return Err(TokenRejection::CriticalHeader);
+    }
+    if header.alg != "RS256" {
+        return Err(TokenRejection::UnsupportedAlgorithm);
+    }
+    // RFC 9068 §4: the typ must be at+jwt (or application/at+jwt), compared case-insensitively.
+    let typ = header.typ.as_deref().unwrap_or_default();
+    if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || typ.eq_ignore_ascii_case("application/at+jwt")) {
+        return Err(TokenRejection::WrongType);
+    }
+    let key = header.kid.as_deref().and_then(|kid| keys.get(kid)).ok_or(TokenRejection::UnknownKey)?;
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &policy.validation).map_err(reject)?.claims;
+    if now > claims.exp.saturating_add(CLOCK_LEEWAY_SECS) {
+        return Err(TokenRejection::Expired);
+    }
+    if claims.nbf.saturating_sub(CLOCK_LEEWAY_SECS) > now {
+        return Err(TokenRejection::NotYetValid);
+    }
+    Ok(claims)
+}
+
+fn parse_header(token: &str) -> Result<Header, TokenRejection> {
+    let mut segments = token.split('.');
+    let (Some(header), Some(_payload), Some(_signature), None) = (segments.next(), segments.next(), segments.next(), segments.next())
+    else {
+        return Err(TokenRejection::Malformed);
+    };
+    let json = B64URL.decode(header).map_err(|_| TokenRejection::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| TokenRejection::Malformed)
+}
+
+fn reject(error: jsonwebtoken::errors::Error) -> TokenRejection {
+    match error.kind() {
+        ErrorKind::InvalidSignature | ErrorKind::InvalidRsaKey(_) => TokenRejection::BadSignature,
+        ErrorKind::InvalidAlgorithm => TokenRejection::UnsupportedAlgorithm,
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => TokenRejection::Malformed,
+        other => TokenRejection::InvalidClaims(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::{SigningKey, generate_pkcs8};
+    use serde_json::json;
+    use std::sync::OnceLock;
+    use uuid::Uuid;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse"))
+    }
+
+    fn keys() -> VerificationKeys {
+        HashMap::from([(key().kid().to_string(), key().decoding_key())])
+    }
+
+    fn policy() -> VerificationPolicy {
+        VerificationPolicy::new("http://issuer", "library-api")
+    }
+
+    fn claims() -> serde_json::Value {
+        json!({"iss": "http://issuer", "sub": Uuid::new_v4(), "aud": "library-api", "iat": NOW, "nbf": NOW,
+               "exp": NOW + 60, "jti": Uuid::new_v4(), "name": "alice", "groups": []})
+    }
+
+    fn with(mut claims: serde_json::Value, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> serde_json::Value {
+        edit(claims.as_object_mut().expect("object"));
+        claims
+    }
+
+    fn header(value: serde_json::Value) -> String {
+        B64URL.encode(value.to_string())
+    }
+
+    fn payload(value: &serde_json::Value) -> String {
+        B64URL.encode(value.to_string())
+    }
+
+    #[test]
+    fn a_token_we_signed_verifies() {
+        let token = key().sign(&claims()).expect("sign");
+        let verified = verify(&token, &keys(), &policy(), NOW).expect("valid");
+        assert_eq!(verified.name, "alice");
+    }
+
+    #[test]
+    fn each_bad_token_is_rejected_for_its_reason() {
+        let kid = key().kid();
+        let good_header = header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
+        let signed = |header: &str, claims: &serde_json::Value| key().sign_raw(header, &payload(claims)).expect("sign");
+        let good = key().sign(&claims()).expect("sign");
+        let cases: Vec<(&str, String, TokenRejection)> = vec![
+            ("too large", "a".repeat(MAX_TOKEN_BYTES + 1), TokenRejection::TooLarge),
+            ("two segments", good.rsplitn(2, '.').nth(1).expect("prefix").to_string(), TokenRejection::Malformed),
+            ("four segments", format!("{good}.x"), TokenRejection::Malformed),
+            ("alg none", format!("{}.{}.", header(json!({"alg": "none", "typ": "at+jwt", "kid": kid})), payload(&claims())), TokenRejection::UnsupportedAlgorithm),
+            ("HS256", signed(&header(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid})), &claims()), TokenRejection::UnsupportedAlgorithm),
+            ("no typ", signed(&header(json!({"alg": "RS256", "kid": kid})), &claims()), TokenRejection::WrongType),
+            ("typ JWT", signed(&header(json!({"alg": "RS256", "typ": "JWT", "kid": kid})), &claims()), TokenRejection::WrongType),
+            ("crit", signed(&header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "crit": ["exp"]})), &claims()), TokenRejection::CriticalHeader),
+            ("unknown kid", signed(&header(json!({"alg": "RS256", "typ": "at+jwt", "kid": "other"})), &claims()), TokenRejection::UnknownKey),
+            ("no kid", signed(&header(json!({"alg": "RS256", "typ": "at+jwt"})), &claims()), TokenRejection::UnknownKey),
+            ("tampered payload", format!("{}.{}.{}", good_header, payload(&with(claims(), |c| { c.insert("groups".into(), json!(["admin"])); })), good.rsplit('.').next().expect("sig")), TokenRejection::BadSignature),
+            ("expired", signed(&good_header, &with(claims(), |c| { c.insert("exp".into(), json!(NOW - CLOCK_LEEWAY_SECS - 1)); })), TokenRejection::Expired),
+            ("nbf in the future", signed(&good_header, &with(claims(), |c| { c.insert("nbf".into(), json!(NOW + CLOCK_LEEWAY_SECS + 1)); })), TokenRejection::NotYetValid),
+        ];
+        for (name, token, expected) in cases {
+            assert_eq!(verify(&token, &keys(), &policy(), NOW).expect_err(name), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn missing_or_wrong_claims_are_rejected() {
+        let kid = key().kid();
+        let good_header = header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
+        let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>)> = vec![
+            ("wrong iss", Box::new(|c| { c.insert("iss".into(), json!("http://evil")); })),
+            ("wrong aud", Box::new(|c| { c.insert("aud".into(), json!("other")); })),
+            ("no iss", Box::new(|c| { c.remove("iss"); })),
+            ("no aud", Box::new(|c| { c.remove("aud"); })),
+            ("no exp", Box::new(|c| { c.remove("exp"); })),
+            ("no nbf", Box::new(|c| { c.remove("nbf"); })),
+            ("no jti", Box::new(|c| { c.remove("jti"); })),
+            ("no sub", Box::new(|c| { c.remove("sub"); })),
+            ("sub not a uuid", Box::new(|c| { c.insert("sub".into(), json!("admin")); })),
+            ("exp as string", Box::new(|c| { c.insert("exp".into(), json!(format!("{}", NOW + 60))); })),
+        ];
+        for (name, edit) in edits {
+            let token = key().sign_raw(&good_header, &payload(&with(claims(), edit))).expect("sign");
+            assert!(verify(&token, &keys(), &policy(), NOW).is_err(), "{name} should be rejected");
+        }
+    }
+
+    #[test]
+    fn leeway_is_thirty_seconds_at_most() {
+        let token = key().sign(&claims()).expect("sign");
+        assert!(verify(&token, &keys(), &policy(), NOW + 60 + CLOCK_LEEWAY_SECS).is_ok());
+        assert_eq!(verify(&token, &keys(), &policy(), NOW + 61 + CLOCK_LEEWAY_SECS), Err(TokenRejection::Expired));
+    }
+}
