@@ -101,8 +101,12 @@ impl Settings {
     pub fn from_args(args: SettingsArgs) -> Result<Self, ConfigError> {
         let database_path = parse_database_url(&args.database_url)?;
         let master_key = match args.master_key {
-            Some(encoded) => MasterKeySource::Inline(parse_master_key(&encoded).map_err(|reason| invalid("MASTER_KEY", reason))?),
-            None => MasterKeySource::File(args.master_key_file.unwrap_or_else(|| default_master_key_file(&database_path))),
+            Some(encoded) => {
+                MasterKeySource::Inline(parse_master_key(&encoded).map_err(|reason| invalid("MASTER_KEY", reason))?)
+            }
+            None => {
+                MasterKeySource::File(args.master_key_file.unwrap_or_else(|| default_master_key_file(&database_path)))
+            }
         };
         Ok(Self {
             bind_addr: parse_bind_addr(&args.bind_addr)?,
@@ -137,11 +141,10 @@ fn default_master_key_file(database_path: &Path) -> PathBuf {
 
 /// Decodes a master key: base64 of exactly 32 bytes.
 pub fn parse_master_key(encoded: &str) -> Result<SecretBox<[u8; MASTER_KEY_LEN]>, String> {
-    let bytes = BASE64.decode(encoded.trim()).map_err(|_| "expected base64 of 32 bytes (not valid base64)".to_string())?;
-    let key: [u8; MASTER_KEY_LEN] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("expected base64 of 32 bytes, got {} bytes", bytes.len()))?;
+    let bytes =
+        BASE64.decode(encoded.trim()).map_err(|_| "expected base64 of 32 bytes (not valid base64)".to_string())?;
+    let key: [u8; MASTER_KEY_LEN] =
+        bytes.as_slice().try_into().map_err(|_| format!("expected base64 of 32 bytes, got {} bytes", bytes.len()))?;
     Ok(SecretBox::new(Box::new(key)))
 }
 
@@ -182,13 +185,14 @@ fn parse_key_bits(value: &str) -> Result<usize, ConfigError> {
     }
 }
 
-fn parse_in_range(setting: &'static str, value: &str, range: std::ops::RangeInclusive<u32>) -> Result<u32, ConfigError> {
-    value
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| invalid(setting, format!("'{value}' is not a whole number in {}..={}", range.start(), range.end())))
+fn parse_in_range(
+    setting: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    value.trim().parse::<u32>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+        invalid(setting, format!("'{value}' is not a whole number in {}..={}", range.start(), range.end()))
+    })
 }
 
 fn parse_initial_admin(name: Option<String>, password: Option<String>) -> Result<Option<InitialAdmin>, ConfigError> {
@@ -212,8 +216,8 @@ mod tests {
     }
 
     fn settings_from(args: &[&str]) -> Result<Settings, ConfigError> {
-        let cli = TestCli::try_parse_from(std::iter::once("library-api").chain(args.iter().copied()))
-            .expect("flags parse");
+        let cli =
+            TestCli::try_parse_from(std::iter::once("library-api").chain(args.iter().copied())).expect("flags parse");
         Settings::from_args(cli.settings)
     }
 
@@ -223,7 +227,9 @@ mod tests {
         assert_eq!(settings.database_path, PathBuf::from("data/lib.db"));
         assert_eq!(settings.access_token_ttl, Duration::from_secs(30 * 60));
         assert_eq!(settings.rsa_key_bits, 2048);
-        assert!(matches!(settings.master_key, MasterKeySource::File(ref p) if p == Path::new("data/library.master.key")));
+        assert!(
+            matches!(settings.master_key, MasterKeySource::File(ref p) if p == Path::new("data/library.master.key"))
+        );
     }
 
     #[test]

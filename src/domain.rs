@@ -30,7 +30,10 @@ impl UserName {
         let name = raw.trim();
         let chars = name.chars().count();
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&chars) {
-            return Err(invalid("invalid_name", format!("name must be {}–{} characters", Self::MIN_CHARS, Self::MAX_CHARS)));
+            return Err(invalid(
+                "invalid_name",
+                format!("name must be {}–{} characters", Self::MIN_CHARS, Self::MAX_CHARS),
+            ));
         }
         if name.chars().any(|c| c.is_control() || c == ':') {
             return Err(invalid("invalid_name", "name must not contain control characters or ':'"));
@@ -129,7 +132,10 @@ mod tests {
     #[test]
     fn author_fields_are_trimmed_and_bounded() {
         let fields = parse_author(" Ishiguro ", " The Remains of the Day", "UK ", true).expect("valid");
-        assert_eq!((fields.name.as_str(), fields.book.as_str(), fields.country.as_str()), ("Ishiguro", "The Remains of the Day", "UK"));
+        assert_eq!(
+            (fields.name.as_str(), fields.book.as_str(), fields.country.as_str()),
+            ("Ishiguro", "The Remains of the Day", "UK")
+        );
         assert!(parse_author("   ", "b", "c", false).is_err());
         assert!(parse_author("a", &"b".repeat(201), "c", false).is_err());
         assert!(parse_author("a", "b", &"c".repeat(61), false).is_err());

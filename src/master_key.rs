@@ -31,7 +31,9 @@ impl std::fmt::Debug for MasterKey {
 pub enum MasterKeyError {
     #[error("invalid MASTER_KEY_FILE {path}: {reason}")]
     File { path: String, reason: String },
-    #[error("the master key does not open the stored private key {kid}: wrong MASTER_KEY / MASTER_KEY_FILE, or the row was tampered with")]
+    #[error(
+        "the master key does not open the stored private key {kid}: wrong MASTER_KEY / MASTER_KEY_FILE, or the row was tampered with"
+    )]
     WrongKey { kid: String },
     #[error("could not encrypt a private key")]
     Seal,
@@ -88,7 +90,10 @@ impl MasterKey {
     /// Encrypts `plaintext`, bound to `kid`.
     pub fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, MasterKeyError> {
         let mut in_out = plaintext.to_vec();
-        let nonce = self.aead.seal_in_place_append_tag(Aad::from(kid.as_bytes()), &mut in_out).map_err(|_| MasterKeyError::Seal)?;
+        let nonce = self
+            .aead
+            .seal_in_place_append_tag(Aad::from(kid.as_bytes()), &mut in_out)
+            .map_err(|_| MasterKeyError::Seal)?;
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
         sealed.push(SEALED_V1);
         sealed.extend_from_slice(nonce.as_ref());
@@ -106,7 +111,8 @@ impl MasterKey {
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong_key())?;
         let mut in_out = Zeroizing::new(ciphertext.to_vec());
-        let plaintext_len = self.aead.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut in_out).map_err(|_| wrong_key())?.len();
+        let plaintext_len =
+            self.aead.open_in_place(nonce, Aad::from(kid.as_bytes()), &mut in_out).map_err(|_| wrong_key())?.len();
         in_out.truncate(plaintext_len);
         Ok(in_out)
     }

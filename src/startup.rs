@@ -48,7 +48,8 @@ pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> 
     let (path, size) = (settings.database_path.clone(), settings.db_pool_size);
     let pool = actix_web::rt::task::spawn_blocking(move || -> Result<DbPool, DbSetupError> {
         let pool = db::connect(&path, size)?;
-        let mut conn = pool.get().map_err(|e| DbSetupError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        let mut conn =
+            pool.get().map_err(|e| DbSetupError::Open { path: path.display().to_string(), reason: e.to_string() })?;
         for version in db::run_migrations(&mut conn)? {
             log::info!("applied migration {version}");
         }
@@ -75,14 +76,17 @@ impl Application {
         let key_ring = KeyRingHandle::start(db.clone(), master_key, settings.rsa_key_bits, clock.clone()).await?;
         let revocations = RevocationsHandle::start(db.clone(), clock.clone()).await?;
 
-        let listener = TcpListener::bind(settings.bind_addr).map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
-        let address = listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
+        let listener = TcpListener::bind(settings.bind_addr)
+            .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
+        let address =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
         let issuer = settings.issuer.clone().unwrap_or_else(|| format!("http://{address}"));
         let tokens = TokenSettings {
             policy: VerificationPolicy::new(&issuer, &settings.audience),
             issuer,
             audience: settings.audience.clone(),
-            access_token_ttl: chrono::Duration::from_std(settings.access_token_ttl).map_err(|_| StartupError::TokenTtl)?,
+            access_token_ttl: chrono::Duration::from_std(settings.access_token_ttl)
+                .map_err(|_| StartupError::TokenTtl)?,
         };
         let state = Data::new(AppState { db, passwords, key_ring, revocations, clock, tokens });
         if let Some(admin) = &settings.initial_admin {
@@ -98,7 +102,10 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(json_envelope_for_framework_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 // Method and path only: never query strings, headers or bodies, which may hold secrets.
-                .wrap(Logger::new("%a %{method}xi %U %s %b %Dms").custom_request_replace("method", |req| req.method().to_string()))
+                .wrap(
+                    Logger::new("%a %{method}xi %U %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
         })
@@ -135,15 +142,21 @@ impl Application {
 /// Creates the ADMIN_NAME admin when no user has that name yet.
 async fn ensure_admin(state: &AppState, admin: &InitialAdmin) -> Result<(), StartupError> {
     let name = UserName::parse(&admin.name).map_err(|e| StartupError::InitialAdmin(e.message))?;
-    let password = Password::parse(admin.password.expose_secret().to_string()).map_err(|e| StartupError::InitialAdmin(e.message))?;
+    let password = Password::parse(admin.password.expose_secret().to_string())
+        .map_err(|e| StartupError::InitialAdmin(e.message))?;
     let key = name.key();
-    let existing = state.db.query(move |conn| users::find_by_name_key(conn, &key)).await.map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
+    let existing = state
+        .db
+        .query(move |conn| users::find_by_name_key(conn, &key))
+        .await
+        .map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
     if existing.is_some() {
         log::info!("admin {} already exists", name.as_str());
         return Ok(());
     }
     let hash = state.passwords.hash(password.expose()).await?;
-    let user = http::create_user(state, name, hash, true).await.map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
+    let user =
+        http::create_user(state, name, hash, true).await.map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
     log::info!("created admin {} ({})", user.name, user.public_id);
     Ok(())
 }

@@ -23,7 +23,9 @@ pub enum DbError {
 }
 
 /// A unit of database work: a closure over a pooled connection.
-pub struct Query<R, E>(Box<dyn FnOnce(&mut DbConn) -> Result<R, E> + Send>);
+pub struct Query<R, E>(Work<R, E>);
+
+type Work<R, E> = Box<dyn FnOnce(&mut DbConn) -> Result<R, E> + Send>;
 
 impl<R: 'static, E: 'static> Message for Query<R, E> {
     type Result = Result<R, E>;

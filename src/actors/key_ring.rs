@@ -105,7 +105,7 @@ impl Handler<LoadKeyRing> for KeyRing {
             (self.db.clone(), self.master_key.clone(), self.key_bits, self.clock.clone(), self.snapshot.clone());
         AtomicResponse::new(Box::pin(
             async move {
-                let mut rows = db.query(|conn| signing_keys::list(conn)).await?;
+                let mut rows = db.query(signing_keys::list).await?;
                 if !rows.iter().any(|row| row.state == STATE_CURRENT) {
                     let row = create_key(&master_key, bits, STATE_CURRENT, clock.now()).await?;
                     let stored = row.clone();
@@ -122,8 +122,15 @@ impl Handler<LoadKeyRing> for KeyRing {
 }
 
 /// Generates a key (on a blocking thread: RSA generation is CPU-heavy) and seals it for storage.
-async fn create_key(master_key: &MasterKey, bits: usize, state: &str, now: DateTime<Utc>) -> Result<SigningKeyRow, KeyRingError> {
-    let der = actix_web::rt::task::spawn_blocking(move || generate_pkcs8(bits)).await.map_err(|_| KeyRingError::Interrupted)??;
+async fn create_key(
+    master_key: &MasterKey,
+    bits: usize,
+    state: &str,
+    now: DateTime<Utc>,
+) -> Result<SigningKeyRow, KeyRingError> {
+    let der = actix_web::rt::task::spawn_blocking(move || generate_pkcs8(bits))
+        .await
+        .map_err(|_| KeyRingError::Interrupted)??;
     let kid = SigningKey::from_pkcs8(&der)?.kid().to_string();
     Ok(SigningKeyRow {
         private_key_enc: master_key.seal(&kid, &der)?,
@@ -170,7 +177,12 @@ pub struct KeyRingHandle {
 impl KeyRingHandle {
     /// Starts the actor and loads the ring; fails (and the service does not start) when a stored
     /// key cannot be opened, e.g. under a wrong master key. It never silently makes a new ring.
-    pub async fn start(db: Database, master_key: Arc<MasterKey>, key_bits: usize, clock: SharedClock) -> Result<Self, KeyRingError> {
+    pub async fn start(
+        db: Database,
+        master_key: Arc<MasterKey>,
+        key_bits: usize,
+        clock: SharedClock,
+    ) -> Result<Self, KeyRingError> {
         let snapshot = Arc::new(ArcSwap::from_pointee(KeyRingSnapshot::empty()));
         let addr = KeyRing { db, master_key, key_bits, clock, snapshot: snapshot.clone() }.start();
         addr.send(LoadKeyRing).await.map_err(|_| KeyRingError::Interrupted)??;

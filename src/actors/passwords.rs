@@ -74,10 +74,11 @@ pub struct Passwords {
 impl Passwords {
     /// Starts one hasher thread per core. Computes the dummy hash first (off the async workers).
     pub async fn start(cost: u32) -> Result<Self, PasswordError> {
-        let dummy_hash: Arc<str> = actix_web::rt::task::spawn_blocking(move || bcrypt::hash("not a real password", cost))
-            .await
-            .map_err(|_| PasswordError::Unavailable)??
-            .into();
+        let dummy_hash: Arc<str> =
+            actix_web::rt::task::spawn_blocking(move || bcrypt::hash("not a real password", cost))
+                .await
+                .map_err(|_| PasswordError::Unavailable)??
+                .into();
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         let addr = SyncArbiter::start(threads, move || PasswordHasher { cost, dummy_hash: dummy_hash.clone() });
         Ok(Self { addr })

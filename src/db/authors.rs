@@ -43,7 +43,9 @@ pub fn find(conn: &mut DbConn, id: i32) -> QueryResult<Option<AuthorWithCreator>
 /// Inserts an author created by user `created_by` (a `users.id`).
 pub fn insert(conn: &mut DbConn, fields: &AuthorFields, created_by: i32, now: NaiveDateTime) -> QueryResult<Author> {
     diesel::insert_into(authors::table)
-        .values((fields, authors::created_by.eq(created_by), authors::created_at.eq(now), authors::updated_at.eq(now))).returning(Author::as_returning()).get_result(conn)
+        .values((fields, authors::created_by.eq(created_by), authors::created_at.eq(now), authors::updated_at.eq(now)))
+        .returning(Author::as_returning())
+        .get_result(conn)
 }
 
 /// One page of authors ordered by id, and the total count.
@@ -52,7 +54,10 @@ pub fn page(conn: &mut DbConn, limit: i64, offset: i64) -> QueryResult<(Vec<Auth
         let rows = authors::table
             .left_join(users::table)
             .select((Author::as_select(), users::public_id.nullable()))
-            .order(authors::id).limit(limit).offset(offset).load(conn)?;
+            .order(authors::id)
+            .limit(limit)
+            .offset(offset)
+            .load(conn)?;
         let total = authors::table.count().get_result(conn)?;
         Ok((rows, total))
     })

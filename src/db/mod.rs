@@ -78,9 +78,10 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbSetupError> {
 pub fn unique_violation_column(error: &DieselError) -> Option<String> {
     match error {
         // SQLite: "UNIQUE constraint failed: users.name_key"
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            info.message().strip_prefix("UNIQUE constraint failed: ").map(|columns| columns.split(", ").next().unwrap_or(columns).to_string())
-        }
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => info
+            .message()
+            .strip_prefix("UNIQUE constraint failed: ")
+            .map(|columns| columns.split(", ").next().unwrap_or(columns).to_string()),
         _ => None,
     }
 }

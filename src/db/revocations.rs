@@ -8,7 +8,11 @@ use diesel::prelude::*;
 /// Records that token `jti` (valid until `expires_at`) is revoked. Revoking twice is not an error.
 pub fn insert(conn: &mut DbConn, jti: &str, expires_at: NaiveDateTime, now: NaiveDateTime) -> QueryResult<()> {
     diesel::insert_into(revoked_tokens::table)
-        .values((revoked_tokens::jti.eq(jti), revoked_tokens::expires_at.eq(expires_at), revoked_tokens::revoked_at.eq(now)))
+        .values((
+            revoked_tokens::jti.eq(jti),
+            revoked_tokens::expires_at.eq(expires_at),
+            revoked_tokens::revoked_at.eq(now),
+        ))
         .on_conflict(revoked_tokens::jti)
         .do_nothing()
         .execute(conn)

@@ -21,7 +21,10 @@ pub struct SigningKeyRow {
 
 /// Every stored key, oldest first.
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SigningKeyRow>> {
-    signing_keys::table.order((signing_keys::created_at, signing_keys::kid)).select(SigningKeyRow::as_select()).load(conn)
+    signing_keys::table
+        .order((signing_keys::created_at, signing_keys::kid))
+        .select(SigningKeyRow::as_select())
+        .load(conn)
 }
 
 pub fn insert(conn: &mut DbConn, row: &SigningKeyRow) -> QueryResult<()> {

@@ -29,7 +29,14 @@ struct NewUser<'a> {
 
 /// Inserts a user with a fresh random `public_id`; a taken name fails with a unique violation
 /// on `users.name_key`.
-pub fn create(conn: &mut DbConn, name: &str, name_key: &str, password_hash: &str, admin: bool, now: NaiveDateTime) -> QueryResult<User> {
+pub fn create(
+    conn: &mut DbConn,
+    name: &str,
+    name_key: &str,
+    password_hash: &str,
+    admin: bool,
+    now: NaiveDateTime,
+) -> QueryResult<User> {
     let public_id = uuid::Uuid::new_v4().to_string();
     let new_user = NewUser { public_id: &public_id, name, name_key, password_hash, admin, created_at: now };
     diesel::insert_into(users::table).values(&new_user).returning(User::as_returning()).get_result(conn)

@@ -43,11 +43,18 @@ pub async fn register(state: Data<AppState>, JsonBody(body): JsonBody<Credential
 }
 
 /// Inserts a user whose password is already hashed.
-pub async fn create_user(state: &AppState, name: UserName, password_hash: String, admin: bool) -> Result<User, AppError> {
+pub async fn create_user(
+    state: &AppState,
+    name: UserName,
+    password_hash: String,
+    admin: bool,
+) -> Result<User, AppError> {
     let now = state.clock.now().naive_utc();
     state
         .db
-        .run(move |conn| users::create(conn, name.as_str(), &name.key(), &password_hash, admin, now).map_err(AppError::from))
+        .run(move |conn| {
+            users::create(conn, name.as_str(), &name.key(), &password_hash, admin, now).map_err(AppError::from)
+        })
         .await
 }
 
@@ -78,7 +85,12 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
         // RFC 6749 §5.1: token responses must not be cached.
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(TokenResponse { access_token: &token, token_type: "Bearer", expires_in: claims.exp - claims.iat, token: &token }))
+        .json(TokenResponse {
+            access_token: &token,
+            token_type: "Bearer",
+            expires_in: claims.exp - claims.iat,
+            token: &token,
+        }))
 }
 
 /// Basic credentials if an `Authorization: Basic` header is present, else the JSON body.
@@ -125,8 +137,12 @@ fn issue_access_token(state: &AppState, user: &User) -> Result<(String, AccessCl
 }
 
 /// `POST /logout` → 204; the presented token stops working.
-pub async fn logout(state: Data<AppState>, AuthenticatedUser(claims): AuthenticatedUser) -> Result<HttpResponse, AppError> {
-    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).ok_or_else(|| AppError::Internal("exp out of range".into()))?;
+pub async fn logout(
+    state: Data<AppState>,
+    AuthenticatedUser(claims): AuthenticatedUser,
+) -> Result<HttpResponse, AppError> {
+    let expires_at =
+        chrono::DateTime::from_timestamp(claims.exp, 0).ok_or_else(|| AppError::Internal("exp out of range".into()))?;
     state.revocations.revoke(claims.jti, expires_at).await?;
     Ok(HttpResponse::NoContent().finish())
 }

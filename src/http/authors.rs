@@ -64,7 +64,9 @@ impl From<AuthorWithCreator> for AuthorView {
 
 /// The caller's `users.id`; a token of a user that no longer exists is no credential.
 fn caller_id(conn: &mut DbConn, claims: &AccessClaims) -> Result<i32, AppError> {
-    users::find_by_public_id(conn, &claims.sub.to_string())?.map(|user| user.id).ok_or(AppError::Unauthorized(Unauthorized::InvalidToken))
+    users::find_by_public_id(conn, &claims.sub.to_string())?
+        .map(|user| user.id)
+        .ok_or(AppError::Unauthorized(Unauthorized::InvalidToken))
 }
 
 /// `POST /authors` → 201.
@@ -100,7 +102,11 @@ struct AuthorPage {
 }
 
 /// `GET /authors?limit=&offset=`, ordered by id.
-pub async fn list(state: Data<AppState>, _: AuthenticatedUser, Query(page): Query<PageQuery>) -> Result<HttpResponse, AppError> {
+pub async fn list(
+    state: Data<AppState>,
+    _: AuthenticatedUser,
+    Query(page): Query<PageQuery>,
+) -> Result<HttpResponse, AppError> {
     let limit = page.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     let offset = page.offset.unwrap_or(0);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) || offset < 0 {
@@ -116,7 +122,8 @@ pub async fn list(state: Data<AppState>, _: AuthenticatedUser, Query(page): Quer
 /// `GET /authors/{id}`.
 pub async fn get(state: Data<AppState>, _: AuthenticatedUser, id: Path<i32>) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let author = state.db.query(move |conn| authors::find(conn, id)).await?.ok_or(AppError::NotFound("no such author"))?;
+    let author =
+        state.db.query(move |conn| authors::find(conn, id)).await?.ok_or(AppError::NotFound("no such author"))?;
     Ok(HttpResponse::Ok().json(AuthorView::from(author)))
 }
 
@@ -154,7 +161,11 @@ pub async fn update(
 }
 
 /// `DELETE /authors/{id}` → 204.
-pub async fn delete(state: Data<AppState>, AuthenticatedUser(claims): AuthenticatedUser, id: Path<i32>) -> Result<HttpResponse, AppError> {
+pub async fn delete(
+    state: Data<AppState>,
+    AuthenticatedUser(claims): AuthenticatedUser,
+    id: Path<i32>,
+) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     state
         .db

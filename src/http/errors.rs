@@ -96,7 +96,9 @@ impl AppError {
     fn public_message(&self) -> String {
         match self {
             Self::Unauthorized(Unauthorized::InvalidCredentials) => "wrong name or password".into(),
-            Self::Unauthorized(Unauthorized::MissingToken) => "an access token is required (Authorization: Bearer)".into(),
+            Self::Unauthorized(Unauthorized::MissingToken) => {
+                "an access token is required (Authorization: Bearer)".into()
+            }
             Self::Unauthorized(Unauthorized::InvalidToken) => "the access token is invalid, expired or revoked".into(),
             Self::Unavailable(_) => "the service is temporarily unavailable; try again".into(),
             Self::Internal(_) => "internal error".into(),

@@ -41,7 +41,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             }
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
+                let chunk =
+                    chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
                 if body.len() + chunk.len() > JSON_BODY_LIMIT {
                     return Err(AppError::PayloadTooLarge);
                 }
@@ -63,13 +64,15 @@ pub fn has_json_content_type(req: &HttpRequest) -> bool {
 
 /// Parses a JSON object strictly (see [`JsonBody`]).
 pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| AppError::bad_request("invalid_json", "the body is not valid UTF-8"))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| AppError::bad_request("invalid_json", "the body is not valid UTF-8"))?;
     let mut structure = serde_json::Deserializer::from_str(text);
     structure
         .deserialize_map(StrictVisitor)
         .and_then(|_| structure.end())
         .map_err(|e| AppError::bad_request("invalid_json", format!("the body is not a valid JSON object: {e}")))?;
-    serde_json::from_str(text).map_err(|e| AppError::bad_request("invalid_body", format!("the body does not fit this request: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| AppError::bad_request("invalid_body", format!("the body does not fit this request: {e}")))
 }
 
 /// Walks any JSON value and fails on an object with a repeated key, which serde_json would

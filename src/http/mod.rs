@@ -42,7 +42,8 @@ impl AppState {
     /// only: no message, no database.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
         let snapshot = self.key_ring.snapshot();
-        let claims = tokens::verify(token, &snapshot.verification_keys, &self.tokens.policy, self.clock.now().timestamp())?;
+        let claims =
+            tokens::verify(token, &snapshot.verification_keys, &self.tokens.policy, self.clock.now().timestamp())?;
         if self.revocations.is_revoked(&claims.jti) {
             return Err(TokenRejection::Revoked);
         }
@@ -76,7 +77,8 @@ pub fn path_config() -> web::PathConfig {
 }
 
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|error, _| AppError::bad_request("invalid_query", error.to_string()).into())
+    web::QueryConfig::default()
+        .error_handler(|error, _| AppError::bad_request("invalid_query", error.to_string()).into())
 }
 
 /// Answers requests for routes that do not exist.

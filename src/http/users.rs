@@ -41,6 +41,6 @@ struct UserList {
 
 /// `GET /users` (admin).
 pub async fn list(state: Data<AppState>, _: AdminUser) -> Result<HttpResponse, AppError> {
-    let users = state.db.query(|conn| users::list(conn)).await?;
+    let users = state.db.query(users::list).await?;
     Ok(HttpResponse::Ok().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
 }

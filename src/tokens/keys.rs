@@ -105,7 +105,9 @@ impl SigningKey {
 
     /// Signs `header_b64.payload_b64` as given. Tests use it to build hostile tokens with a real key.
     pub fn sign_raw(&self, header_b64: &str, payload_b64: &str) -> Result<String, KeyError> {
-        let mut token = String::with_capacity(header_b64.len() + payload_b64.len() + 2 + self.key_pair.public_modulus_len() * 4 / 3 + 4);
+        let mut token = String::with_capacity(
+            header_b64.len() + payload_b64.len() + 2 + self.key_pair.public_modulus_len() * 4 / 3 + 4,
+        );
         token.push_str(header_b64);
         token.push('.');
         token.push_str(payload_b64);
@@ -143,7 +145,10 @@ mod tests {
         assert_eq!(key.jwk().kid, key.kid());
         let token = key.sign(&serde_json::json!({"sub": "x"})).expect("sign");
         let header = jsonwebtoken::decode_header(&token).expect("header");
-        assert_eq!((header.alg, header.typ.as_deref(), header.kid.as_deref()), (jsonwebtoken::Algorithm::RS256, Some("at+jwt"), Some(key.kid())));
+        assert_eq!(
+            (header.alg, header.typ.as_deref(), header.kid.as_deref()),
+            (jsonwebtoken::Algorithm::RS256, Some("at+jwt"), Some(key.kid()))
+        );
         let jwk_key = DecodingKey::from_rsa_components(&key.jwk().n, &key.jwk().e).expect("jwk");
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
         validation.required_spec_claims.clear();

@@ -71,7 +71,12 @@ struct Header {
 }
 
 /// Verifies `token` at unix time `now`; returns its claims when every check passes.
-pub fn verify(token: &str, keys: &VerificationKeys, policy: &VerificationPolicy, now: i64) -> Result<AccessClaims, TokenRejection> {
+pub fn verify(
+    token: &str,
+    keys: &VerificationKeys,
+    policy: &VerificationPolicy,
+    now: i64,
+) -> Result<AccessClaims, TokenRejection> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenRejection::TooLarge);
     }
@@ -102,7 +107,8 @@ pub fn verify(token: &str, keys: &VerificationKeys, policy: &VerificationPolicy,
 
 fn parse_header(token: &str) -> Result<Header, TokenRejection> {
     let mut segments = token.split('.');
-    let (Some(header), Some(_payload), Some(_signature), None) = (segments.next(), segments.next(), segments.next(), segments.next())
+    let (Some(header), Some(_payload), Some(_signature), None) =
+        (segments.next(), segments.next(), segments.next(), segments.next())
     else {
         return Err(TokenRejection::Malformed);
     };
@@ -147,7 +153,10 @@ mod tests {
                "exp": NOW + 60, "jti": Uuid::new_v4(), "name": "alice", "groups": []})
     }
 
-    fn with(mut claims: serde_json::Value, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> serde_json::Value {
+    fn with(
+        mut claims: serde_json::Value,
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> serde_json::Value {
         edit(claims.as_object_mut().expect("object"));
         claims
     }
@@ -175,18 +184,71 @@ mod tests {
         let good = key().sign(&claims()).expect("sign");
         let cases: Vec<(&str, String, TokenRejection)> = vec![
             ("too large", "a".repeat(MAX_TOKEN_BYTES + 1), TokenRejection::TooLarge),
-            ("two segments", good.rsplitn(2, '.').nth(1).expect("prefix").to_string(), TokenRejection::Malformed),
+            ("two segments", good.rsplit_once('.').expect("prefix").0.to_string(), TokenRejection::Malformed),
             ("four segments", format!("{good}.x"), TokenRejection::Malformed),
-            ("alg none", format!("{}.{}.", header(json!({"alg": "none", "typ": "at+jwt", "kid": kid})), payload(&claims())), TokenRejection::UnsupportedAlgorithm),
-            ("HS256", signed(&header(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid})), &claims()), TokenRejection::UnsupportedAlgorithm),
+            (
+                "alg none",
+                format!("{}.{}.", header(json!({"alg": "none", "typ": "at+jwt", "kid": kid})), payload(&claims())),
+                TokenRejection::UnsupportedAlgorithm,
+            ),
+            (
+                "HS256",
+                signed(&header(json!({"alg": "HS256", "typ": "at+jwt", "kid": kid})), &claims()),
+                TokenRejection::UnsupportedAlgorithm,
+            ),
             ("no typ", signed(&header(json!({"alg": "RS256", "kid": kid})), &claims()), TokenRejection::WrongType),
-            ("typ JWT", signed(&header(json!({"alg": "RS256", "typ": "JWT", "kid": kid})), &claims()), TokenRejection::WrongType),
-            ("crit", signed(&header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "crit": ["exp"]})), &claims()), TokenRejection::CriticalHeader),
-            ("unknown kid", signed(&header(json!({"alg": "RS256", "typ": "at+jwt", "kid": "other"})), &claims()), TokenRejection::UnknownKey),
-            ("no kid", signed(&header(json!({"alg": "RS256", "typ": "at+jwt"})), &claims()), TokenRejection::UnknownKey),
-            ("tampered payload", format!("{}.{}.{}", good_header, payload(&with(claims(), |c| { c.insert("groups".into(), json!(["admin"])); })), good.rsplit('.').next().expect("sig")), TokenRejection::BadSignature),
-            ("expired", signed(&good_header, &with(claims(), |c| { c.insert("exp".into(), json!(NOW - CLOCK_LEEWAY_SECS - 1)); })), TokenRejection::Expired),
-            ("nbf in the future", signed(&good_header, &with(claims(), |c| { c.insert("nbf".into(), json!(NOW + CLOCK_LEEWAY_SECS + 1)); })), TokenRejection::NotYetValid),
+            (
+                "typ JWT",
+                signed(&header(json!({"alg": "RS256", "typ": "JWT", "kid": kid})), &claims()),
+                TokenRejection::WrongType,
+            ),
+            (
+                "crit",
+                signed(&header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid, "crit": ["exp"]})), &claims()),
+                TokenRejection::CriticalHeader,
+            ),
+            (
+                "unknown kid",
+                signed(&header(json!({"alg": "RS256", "typ": "at+jwt", "kid": "other"})), &claims()),
+                TokenRejection::UnknownKey,
+            ),
+            (
+                "no kid",
+                signed(&header(json!({"alg": "RS256", "typ": "at+jwt"})), &claims()),
+                TokenRejection::UnknownKey,
+            ),
+            (
+                "tampered payload",
+                format!(
+                    "{}.{}.{}",
+                    good_header,
+                    payload(&with(claims(), |c| {
+                        c.insert("groups".into(), json!(["admin"]));
+                    })),
+                    good.rsplit('.').next().expect("sig")
+                ),
+                TokenRejection::BadSignature,
+            ),
+            (
+                "expired",
+                signed(
+                    &good_header,
+                    &with(claims(), |c| {
+                        c.insert("exp".into(), json!(NOW - CLOCK_LEEWAY_SECS - 1));
+                    }),
+                ),
+                TokenRejection::Expired,
+            ),
+            (
+                "nbf in the future",
+                signed(
+                    &good_header,
+                    &with(claims(), |c| {
+                        c.insert("nbf".into(), json!(NOW + CLOCK_LEEWAY_SECS + 1));
+                    }),
+                ),
+                TokenRejection::NotYetValid,
+            ),
         ];
         for (name, token, expected) in cases {
             assert_eq!(verify(&token, &keys(), &policy(), NOW).expect_err(name), expected, "{name}");
@@ -197,17 +259,68 @@ mod tests {
     fn missing_or_wrong_claims_are_rejected() {
         let kid = key().kid();
         let good_header = header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
-        let edits: Vec<(&str, Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>)> = vec![
-            ("wrong iss", Box::new(|c| { c.insert("iss".into(), json!("http://evil")); })),
-            ("wrong aud", Box::new(|c| { c.insert("aud".into(), json!("other")); })),
-            ("no iss", Box::new(|c| { c.remove("iss"); })),
-            ("no aud", Box::new(|c| { c.remove("aud"); })),
-            ("no exp", Box::new(|c| { c.remove("exp"); })),
-            ("no nbf", Box::new(|c| { c.remove("nbf"); })),
-            ("no jti", Box::new(|c| { c.remove("jti"); })),
-            ("no sub", Box::new(|c| { c.remove("sub"); })),
-            ("sub not a uuid", Box::new(|c| { c.insert("sub".into(), json!("admin")); })),
-            ("exp as string", Box::new(|c| { c.insert("exp".into(), json!(format!("{}", NOW + 60))); })),
+        type Edit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
+        let edits: Vec<(&str, Edit)> = vec![
+            (
+                "wrong iss",
+                Box::new(|c| {
+                    c.insert("iss".into(), json!("http://evil"));
+                }),
+            ),
+            (
+                "wrong aud",
+                Box::new(|c| {
+                    c.insert("aud".into(), json!("other"));
+                }),
+            ),
+            (
+                "no iss",
+                Box::new(|c| {
+                    c.remove("iss");
+                }),
+            ),
+            (
+                "no aud",
+                Box::new(|c| {
+                    c.remove("aud");
+                }),
+            ),
+            (
+                "no exp",
+                Box::new(|c| {
+                    c.remove("exp");
+                }),
+            ),
+            (
+                "no nbf",
+                Box::new(|c| {
+                    c.remove("nbf");
+                }),
+            ),
+            (
+                "no jti",
+                Box::new(|c| {
+                    c.remove("jti");
+                }),
+            ),
+            (
+                "no sub",
+                Box::new(|c| {
+                    c.remove("sub");
+                }),
+            ),
+            (
+                "sub not a uuid",
+                Box::new(|c| {
+                    c.insert("sub".into(), json!("admin"));
+                }),
+            ),
+            (
+                "exp as string",
+                Box::new(|c| {
+                    c.insert("exp".into(), json!(format!("{}", NOW + 60)));
+                }),
+            ),
         ];
         for (name, edit) in edits {
             let token = key().sign_raw(&good_header, &payload(&with(claims(), edit))).expect("sign");

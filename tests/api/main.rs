@@ -1,1 +1,10 @@
-fn main() {}
+//! Integration tests: each test starts the real service on port 0 with its own database.
+
+mod concurrency;
+mod durability;
+mod errors;
+mod flows;
+mod helpers;
+mod persistence;
+mod schema;
+mod tokens;

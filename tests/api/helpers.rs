@@ -1,0 +1,210 @@
+//! `spawn_app()`: the real service on port 0 with its own temporary SQLite database, a manual
+//! clock and cheap bcrypt, plus request helpers that read like the API.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::Utc;
+use diesel::{Connection as _, SqliteConnection};
+use library_api::actors::key_ring::open_key;
+use library_api::clock::ManualClock;
+use library_api::config::{Settings, SettingsArgs};
+use library_api::db::{authors, signing_keys, users};
+use library_api::master_key::MasterKey;
+use library_api::startup::{Application, StartupError};
+use library_api::tokens::SigningKey;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const ADMIN_NAME: &str = "root-admin";
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+
+/// What a test may vary about the service it starts.
+#[derive(Clone)]
+pub struct TestConfig {
+    /// Shared with an earlier app to restart on the same database.
+    pub dir: Arc<TempDir>,
+    pub master_key: String,
+    pub issuer: Option<String>,
+    pub audience: String,
+}
+
+impl Default for TestConfig {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut key).expect("randomness");
+        Self {
+            dir: Arc::new(tempfile::tempdir().expect("temp dir")),
+            master_key: BASE64.encode(key),
+            issuer: None,
+            audience: "library-api".to_string(),
+        }
+    }
+}
+
+impl TestConfig {
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("library.db")
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_args(SettingsArgs {
+            database_url: self.database_path().display().to_string(),
+            bind_addr: "127.0.0.1:0".into(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            access_token_ttl: "30m".into(),
+            rsa_key_bits: "2048".into(),
+            master_key: Some(self.master_key.clone()),
+            master_key_file: None,
+            bcrypt_cost: "4".into(),
+            admin_name: Some(ADMIN_NAME.into()),
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            db_pool_size: "4".into(),
+        })
+        .expect("test settings are valid")
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub config: TestConfig,
+    pub clock: Arc<ManualClock>,
+    pub client: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestConfig::default()).await
+}
+
+pub async fn spawn_app_with(config: TestConfig) -> TestApp {
+    try_spawn_app(config).await.expect("the app starts")
+}
+
+pub async fn try_spawn_app(config: TestConfig) -> Result<TestApp, StartupError> {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let application = Application::build(config.settings(), clock.clone()).await?;
+    let address = format!("http://{}", application.address());
+    let handle = application.handle();
+    actix_web::rt::spawn(application.run_until_stopped());
+    Ok(TestApp { address, config, clock, client: reqwest::Client::new(), handle })
+}
+
+/// A response read whole: status, headers and JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn from(response: Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        Self { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn error_code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("<no error code>")
+    }
+}
+
+impl TestApp {
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{}", self.address, path))
+    }
+
+    pub async fn send(&self, request: RequestBuilder) -> Reply {
+        Reply::from(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut request = self.request(Method::POST, path).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(self.request(Method::GET, path).bearer_auth(token)).await
+    }
+
+    pub async fn register(&self, name: &str, password: &str) -> Reply {
+        self.post_json("/register", None, &json!({"name": name, "password": password})).await
+    }
+
+    pub async fn login_basic(&self, name: &str, password: &str) -> Reply {
+        self.send(self.request(Method::POST, "/login").basic_auth(name, Some(password))).await
+    }
+
+    pub async fn login_json(&self, name: &str, password: &str) -> Reply {
+        self.post_json("/login", None, &json!({"name": name, "password": password})).await
+    }
+
+    /// Registers `name` with [`PASSWORD`] and returns an access token for it.
+    pub async fn user_token(&self, name: &str) -> String {
+        let registered = self.register(name, PASSWORD).await;
+        assert_eq!(registered.status, StatusCode::CREATED, "register {name}: {:?}", registered.body);
+        self.token_for(name, PASSWORD).await
+    }
+
+    pub async fn token_for(&self, name: &str, password: &str) -> String {
+        let login = self.login_basic(name, password).await;
+        assert_eq!(login.status, StatusCode::OK, "login {name}: {:?}", login.body);
+        login.body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.token_for(ADMIN_NAME, ADMIN_PASSWORD).await
+    }
+
+    pub async fn create_author(&self, token: &str, name: &str, book: &str) -> Reply {
+        self.post_json("/authors", Some(token), &json!({"name": name, "book": book, "country": "UK"})).await
+    }
+
+    /// A direct connection to the app's database file, for checking what is stored.
+    pub fn db(&self) -> SqliteConnection {
+        SqliteConnection::establish(&self.config.database_path().display().to_string()).expect("open the test database")
+    }
+
+    /// Everything stored in users and authors, to show that a rejected request changed nothing.
+    pub fn stored_rows(&self) -> String {
+        let mut conn = self.db();
+        let users = users::list(&mut conn).expect("users");
+        let authors = authors::page(&mut conn, 100, 0).expect("authors");
+        format!("{users:?}\n{authors:?}")
+    }
+
+    /// The key that signs now, opened with the test's master key: lets tests forge tokens that
+    /// differ from real ones in exactly one respect.
+    pub fn current_signing_key(&self) -> SigningKey {
+        let mut conn = self.db();
+        let row = signing_keys::list(&mut conn)
+            .expect("keys")
+            .into_iter()
+            .find(|row| row.state == "current")
+            .expect("a current key");
+        open_key(&self.master_key(), &row).expect("the key opens")
+    }
+
+    pub fn master_key(&self) -> MasterKey {
+        let bytes: [u8; 32] = BASE64.decode(&self.config.master_key).expect("base64").try_into().expect("32 bytes");
+        MasterKey::from_bytes(&bytes)
+    }
+
+    pub async fn stop(self) -> TestConfig {
+        self.handle.stop(true).await;
+        self.config
+    }
+}

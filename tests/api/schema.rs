@@ -1,0 +1,108 @@
+//! `src/schema.rs` must describe exactly what the migrations create, and every `down.sql` must
+//! undo its `up.sql` (up → down → up).
+
+use diesel::connection::SimpleConnection as _;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Text};
+use diesel_migrations::MigrationHarness as _;
+use library_api::db::{MIGRATIONS, run_migrations};
+use std::collections::BTreeMap;
+
+#[derive(QueryableByName, Debug)]
+struct ColumnInfo {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    r#type: String,
+    #[diesel(sql_type = Integer)]
+    notnull: i32,
+    #[diesel(sql_type = Integer)]
+    pk: i32,
+}
+
+#[derive(QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+type Tables = BTreeMap<String, Vec<(String, String)>>;
+
+/// Tables and `(column, type)` as written in src/schema.rs, e.g. `("created_by", "Nullable<Integer>")`.
+fn declared_schema() -> Tables {
+    let source = include_str!("../../src/schema.rs");
+    let mut tables = Tables::new();
+    let mut current: Option<String> = None;
+    for line in source.lines().map(str::trim) {
+        if let Some(table) = line.strip_suffix('{').and_then(|head| head.split_once(" (")).map(|(name, _)| name.trim())
+        {
+            current = Some(table.to_string());
+            tables.insert(table.to_string(), Vec::new());
+        } else if let (Some(table), Some((column, sql_type))) = (&current, line.split_once(" -> ")) {
+            tables
+                .get_mut(table)
+                .expect("table")
+                .push((column.to_string(), sql_type.trim_end_matches(',').to_string()));
+        } else if line == "}" {
+            current = None;
+        }
+    }
+    tables
+}
+
+/// The same, read back from a migrated SQLite database.
+fn migrated_schema(conn: &mut SqliteConnection) -> Tables {
+    let names = diesel::sql_query(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '__diesel_schema_migrations' ORDER BY name",
+    )
+    .load::<TableName>(conn)
+    .expect("tables");
+    names
+        .into_iter()
+        .map(|table| {
+            let columns = diesel::sql_query(format!("PRAGMA table_info({})", table.name))
+                .load::<ColumnInfo>(conn)
+                .expect("columns");
+            let columns = columns
+                .into_iter()
+                .map(|column| {
+                    let base = match column.r#type.as_str() {
+                        "INTEGER" => "Integer",
+                        "TEXT" => "Text",
+                        "BOOLEAN" => "Bool",
+                        "TIMESTAMP" => "Timestamp",
+                        "BLOB" => "Binary",
+                        other => panic!("unmapped SQL type {other} in {}.{}", table.name, column.name),
+                    };
+                    let nullable = column.notnull == 0 && column.pk == 0;
+                    (column.name, if nullable { format!("Nullable<{base}>") } else { base.to_string() })
+                })
+                .collect();
+            (table.name, columns)
+        })
+        .collect()
+}
+
+fn fresh_database() -> (tempfile::TempDir, SqliteConnection) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut conn = SqliteConnection::establish(&dir.path().join("schema.db").display().to_string()).expect("open");
+    conn.batch_execute("PRAGMA foreign_keys = ON").expect("pragma");
+    (dir, conn)
+}
+
+#[test]
+fn schema_rs_matches_the_migrated_database() {
+    let (_dir, mut conn) = fresh_database();
+    run_migrations(&mut conn).expect("migrate");
+    assert_eq!(migrated_schema(&mut conn), declared_schema());
+}
+
+#[test]
+fn every_migration_reverts_cleanly_and_reapplies() {
+    let (_dir, mut conn) = fresh_database();
+    run_migrations(&mut conn).expect("up");
+    conn.revert_all_migrations(MIGRATIONS).expect("down");
+    assert!(migrated_schema(&mut conn).is_empty(), "down.sql leaves tables behind");
+    run_migrations(&mut conn).expect("up again");
+    assert_eq!(migrated_schema(&mut conn), declared_schema());
+}

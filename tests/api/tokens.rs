@@ -1,0 +1,203 @@
+//! Access tokens: their shape (RFC 9068), verification from the JWKS alone, and every token
+//! that must be refused (401 with an `invalid_token` Bearer challenge).
+
+use crate::helpers::{TestApp, spawn_app};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use library_api::tokens::{AccessClaims, SigningKey, generate_pkcs8};
+use reqwest::{Method, StatusCode};
+use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+use serde_json::{Value, json};
+
+fn segments(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut decode = || {
+        serde_json::from_slice::<Value>(&B64URL.decode(parts.next().expect("segment")).expect("base64url"))
+            .expect("json")
+    };
+    (decode(), decode())
+}
+
+fn encode(value: &Value) -> String {
+    B64URL.encode(value.to_string())
+}
+
+#[actix_web::test]
+async fn access_tokens_carry_the_rfc9068_header_and_every_claim() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    let (header, claims) = segments(&token);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(header["kid"].as_str(), Some(app.current_signing_key().kid()));
+    let me = app.get("/users/me", &token).await;
+    assert_eq!(claims["sub"], me.body["public_id"]);
+    assert_eq!(claims["iss"].as_str(), Some(&*app.address));
+    assert_eq!(claims["aud"], "library-api");
+    assert_eq!(claims["name"], "alice");
+    assert_eq!(claims["groups"], json!([]));
+    let (iat, nbf, exp) = (
+        claims["iat"].as_i64().expect("iat"),
+        claims["nbf"].as_i64().expect("nbf"),
+        claims["exp"].as_i64().expect("exp"),
+    );
+    assert_eq!((nbf, exp - iat), (iat, 1800));
+    uuid::Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("jti is a UUID");
+    let second = app.token_for("alice", crate::helpers::PASSWORD).await;
+    assert_ne!(segments(&second).1["jti"], claims["jti"], "jti is unique per token");
+
+    let (_, admin_claims) = segments(&app.admin_token().await);
+    assert_eq!(admin_claims["groups"], json!(["admin"]));
+}
+
+#[actix_web::test]
+async fn a_token_verifies_with_nothing_but_the_published_jwks() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    let jwks = app.send(app.request(Method::GET, "/.well-known/jwks.json")).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    let keys = jwks.body["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    let jwk = &keys[0];
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["use"].as_str(), jwk["alg"].as_str()),
+        (Some("RSA"), Some("sig"), Some("RS256"))
+    );
+    assert!(jwk.get("d").is_none() && jwk.get("p").is_none(), "no private members");
+
+    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
+    assert_eq!(jwk["kid"].as_str(), Some(&*kid));
+    let key =
+        DecodingKey::from_rsa_components(jwk["n"].as_str().expect("n"), jwk["e"].as_str().expect("e")).expect("JWK");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[&app.address]);
+    validation.set_audience(&["library-api"]);
+    let verified =
+        jsonwebtoken::decode::<AccessClaims>(&token, &key, &validation).expect("verifies from the JWKS alone");
+    assert_eq!(verified.claims.name, "alice");
+}
+
+#[actix_web::test]
+async fn jwks_is_cacheable_and_answers_304_to_its_etag() {
+    let app = spawn_app().await;
+    let first = app.send(app.request(Method::GET, "/.well-known/jwks.json")).await;
+    let etag = first.header("etag").expect("etag").to_string();
+    assert!(etag.starts_with('"'), "strong ETag: {etag}");
+    assert!(first.header("cache-control").is_some_and(|value| value.starts_with("public, max-age=")));
+    let revalidated = app.send(app.request(Method::GET, "/.well-known/jwks.json").header("if-none-match", &etag)).await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+    let other = app.send(app.request(Method::GET, "/.well-known/jwks.json").header("if-none-match", "\"other\"")).await;
+    assert_eq!(other.status, StatusCode::OK);
+}
+
+/// Forgeries of a valid token, each wrong in exactly one way.
+fn forgeries(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
+    let key = app.current_signing_key();
+    let (header, claims) = segments(token);
+    let signature = token.rsplit('.').next().expect("signature");
+    let with_claim = |name: &str, value: Value| {
+        let mut claims = claims.clone();
+        claims[name] = value;
+        key.sign_raw(&encode(&header), &encode(&claims)).expect("sign")
+    };
+    let foreign_key = SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse");
+
+    // The classic algorithm confusion: HMAC keyed with the RSA public key as the verifier sees it.
+    let private = rsa::PrivateKey::from_pkcs8_der(
+        &app.master_key().open(key.kid(), &stored_private_key(app, key.kid())).expect("open"),
+    )
+    .expect("der");
+    let public_pem = private.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem");
+    let mut hs256_header = Header::new(Algorithm::HS256);
+    hs256_header.typ = Some("at+jwt".into());
+    hs256_header.kid = Some(key.kid().to_string());
+    let hs256 =
+        jsonwebtoken::encode(&hs256_header, &claims, &EncodingKey::from_secret(public_pem.as_bytes())).expect("hs256");
+
+    let mut tampered = claims.clone();
+    tampered["groups"] = json!(["admin"]);
+    let mut none_header = header.clone();
+    none_header["alg"] = json!("none");
+    let mut unknown_kid = header.clone();
+    unknown_kid["kid"] = json!("not-a-key-of-ours");
+    vec![
+        ("expired", with_claim("exp", json!(claims["iat"].as_i64().expect("iat") - 120))),
+        ("nbf in the future", with_claim("nbf", json!(claims["iat"].as_i64().expect("iat") + 3600))),
+        ("wrong iss", with_claim("iss", json!("http://evil.example"))),
+        ("wrong aud", with_claim("aud", json!("another-service"))),
+        ("tampered payload", format!("{}.{}.{}", encode(&header), encode(&tampered), signature)),
+        ("signed by another key", foreign_key.sign_raw(&encode(&header), &encode(&claims)).expect("sign")),
+        ("alg none", format!("{}.{}.", encode(&none_header), encode(&claims))),
+        ("HS256 keyed with the public key", hs256),
+        ("unknown kid", key.sign_raw(&encode(&unknown_kid), &encode(&claims)).expect("sign")),
+        ("stripped signature", format!("{}.{}.", encode(&header), encode(&claims))),
+    ]
+}
+
+fn stored_private_key(app: &TestApp, kid: &str) -> Vec<u8> {
+    let mut conn = app.db();
+    library_api::db::signing_keys::list(&mut conn)
+        .expect("keys")
+        .into_iter()
+        .find(|row| row.kid == kid)
+        .expect("row")
+        .private_key_enc
+}
+
+#[actix_web::test]
+async fn forged_tokens_are_refused_with_an_invalid_token_challenge() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    assert_eq!(app.get("/users/me", &token).await.status, StatusCode::OK, "the original is valid");
+    for (name, forged) in forgeries(&app, &token) {
+        for path in ["/users/me", "/authors"] {
+            let reply = app.get(path, &forged).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{name} at {path}: {:?}", reply.body);
+            assert_eq!(reply.error_code(), "invalid_token", "{name} at {path}");
+            assert_eq!(
+                reply.header("www-authenticate"),
+                Some(r#"Bearer realm="library-api", error="invalid_token""#),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_token_expires_after_its_ttl_and_the_leeway() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    app.clock.advance(chrono::Duration::minutes(30));
+    assert_eq!(app.get("/users/me", &token).await.status, StatusCode::OK, "within the leeway");
+    app.clock.advance(chrono::Duration::seconds(31));
+    assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED, "expired");
+}
+
+#[actix_web::test]
+async fn a_token_is_not_valid_before_its_nbf() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    app.clock.advance(chrono::Duration::seconds(-31));
+    assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[actix_web::test]
+async fn logout_revokes_exactly_the_presented_token() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    let other_session = app.token_for("alice", crate::helpers::PASSWORD).await;
+    let logout = app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT);
+    let after = app.get("/users/me", &token).await;
+    assert_eq!((after.status, after.error_code()), (StatusCode::UNAUTHORIZED, "invalid_token"));
+    assert_eq!(
+        app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/users/me", &other_session).await.status,
+        StatusCode::OK,
+        "another login of the same user is untouched"
+    );
+}
