@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let settings = Settings::from_args(cli.settings)?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Migrate => migrate(&settings).map(drop),
+        Command::Migrate => migrate(&settings),
         Command::User { command: UserCommand::Create { name, admin } } => create_user(&settings, &name, admin),
         Command::Keys { command: KeysCommand::List } => list_keys(&settings),
     }
@@ -81,17 +81,23 @@ fn serve(settings: Settings) -> Result<(), CliError> {
     })
 }
 
-/// Opens the database, applies pending migrations and returns a connection.
-fn migrate(settings: &Settings) -> Result<db::DbPool, CliError> {
-    let pool = db::connect(&settings.database_path, 1)?;
-    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let applied = db::run_migrations(&mut conn)?;
+/// Opens the database and applies pending migrations, printing what was applied.
+fn migrate(settings: &Settings) -> Result<(), CliError> {
+    let (_, applied) = open_migrated(settings)?;
     println!("{} migration(s) applied to {}", applied.len(), settings.database_path.display());
     for version in applied {
         println!("  {version}");
     }
+    Ok(())
+}
+
+/// Opens the database, applies pending migrations, and returns the pool and what was applied.
+fn open_migrated(settings: &Settings) -> Result<(db::DbPool, Vec<String>), CliError> {
+    let pool = db::connect(&settings.database_path, 1)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let applied = db::run_migrations(&mut conn)?;
     drop(conn);
-    Ok(pool)
+    Ok((pool, applied))
 }
 
 fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliError> {
@@ -104,7 +110,7 @@ fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliEr
     let password = Password::parse(password).map_err(|e| CliError::Failed(e.message))?;
     let hash = bcrypt::non_truncating_hash(password.expose(), settings.bcrypt_cost)
         .map_err(|e| CliError::Failed(e.to_string()))?;
-    let pool = migrate(settings)?;
+    let (pool, _) = open_migrated(settings)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
     let now = chrono::Utc::now().naive_utc();
     let user = users::create(&mut conn, name.as_str(), &name.key(), &hash, admin, now).map_err(|e| {
@@ -118,7 +124,7 @@ fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliEr
 }
 
 fn list_keys(settings: &Settings) -> Result<(), CliError> {
-    let pool = migrate(settings)?;
+    let (pool, _) = open_migrated(settings)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
     let keys = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
     println!("{:<44} {:<8} {:<20} {:<20} {:<20}", "KID", "STATE", "CREATED", "ACTIVATES", "RETIRES");

@@ -1,12 +1,18 @@
 //! Where "now" comes from. Production reads the system clock; tests drive a [`ManualClock`]
 //! so that expiry and (later) key rotation can be tested without sleeping.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound as _, TimeDelta, Utc};
 use std::sync::{Arc, Mutex};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + 'static {
+    /// Now, to the microsecond: what every database stores, so a value read back equals the
+    /// value that was written and answered.
     fn now(&self) -> DateTime<Utc>;
+}
+
+fn to_microseconds(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(time)
 }
 
 /// Shared handle to the clock every component reads.
@@ -18,7 +24,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        to_microseconds(Utc::now())
     }
 }
 
@@ -46,6 +52,6 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        to_microseconds(*self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 }

@@ -1,0 +1,68 @@
+//! The command line: `migrate`, `user create`, `keys list`, and fail-fast settings.
+
+use crate::helpers::{TestConfig, spawn_app_with};
+use reqwest::StatusCode;
+use std::process::{Command, Output};
+
+fn library_api(config: &TestConfig, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_library-api"));
+    command
+        .args(args)
+        .env("DATABASE_URL", config.database_path())
+        .env("MASTER_KEY", &config.master_key)
+        .env("BCRYPT_COST", "4");
+    for (name, value) in extra_env {
+        command.env(name, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[actix_web::test]
+async fn migrate_then_user_create_makes_a_user_who_can_log_in() {
+    let config = TestConfig::default();
+    let migrated = library_api(&config, &["migrate"], &[]);
+    assert!(migrated.status.success(), "{migrated:?}");
+    assert!(stdout(&migrated).contains("4 migration(s) applied"), "{}", stdout(&migrated));
+
+    let created =
+        library_api(&config, &["user", "create", "carol", "--admin"], &[("LIBRARY_PASSWORD", "carol's password")]);
+    assert!(created.status.success(), "{created:?}");
+    assert!(stdout(&created).contains("created admin carol"), "{}", stdout(&created));
+    let again = library_api(&config, &["user", "create", "CAROL"], &[("LIBRARY_PASSWORD", "carol's password")]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already taken"));
+
+    let app = spawn_app_with(config).await;
+    let token = app.token_for("carol", "carol's password").await;
+    assert_eq!(app.get("/users", &token).await.status, StatusCode::OK, "carol is an admin");
+}
+
+#[actix_web::test]
+async fn keys_list_shows_the_current_key_without_key_material() {
+    let app = spawn_app_with(TestConfig::default()).await;
+    let kid = app.current_signing_key().kid().to_string();
+    let listed = library_api(&app.config, &["keys", "list"], &[]);
+    assert!(listed.status.success(), "{listed:?}");
+    let line =
+        stdout(&listed).lines().find(|line| line.starts_with(&kid)).map(str::to_string).expect("the kid is listed");
+    assert!(line.contains("current"), "{line}");
+    assert!(!stdout(&listed).contains("PRIVATE"), "no key material");
+}
+
+#[test]
+fn a_bad_setting_stops_the_process_with_one_line_naming_it() {
+    let config = TestConfig::default();
+    let cases =
+        [("BCRYPT_COST", "3"), ("RSA_KEY_BITS", "1024"), ("ACCESS_TOKEN_TTL", "forever"), ("MASTER_KEY", "short")];
+    for (setting, value) in cases {
+        let output = library_api(&config, &["migrate"], &[(setting, value)]);
+        assert!(!output.status.success(), "{setting}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{setting}: {stderr}");
+        assert!(stderr.contains(setting), "{setting}: {stderr}");
+    }
+}
