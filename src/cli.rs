@@ -108,17 +108,18 @@ fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliEr
             .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?,
     };
     let password = Password::parse(password).map_err(|e| CliError::Failed(e.message))?;
-    let hash = bcrypt::non_truncating_hash(password.expose(), settings.bcrypt_cost)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    // Password::parse bounded it to 72 bytes, all of which bcrypt uses.
+    let hash = bcrypt::hash(password.expose(), settings.bcrypt_cost).map_err(|e| CliError::Failed(e.to_string()))?;
     let (pool, _) = open_migrated(settings)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
     let now = chrono::Utc::now().naive_utc();
-    let user = users::create(&mut conn, name.as_str(), &name.key(), &hash, admin, now).map_err(|e| {
-        match db::unique_violation_column(&e) {
-            Some(_) => CliError::Failed(format!("the name {} is already taken", name.as_str())),
-            None => CliError::Failed(format!("database: {e}")),
-        }
-    })?;
+    let user =
+        users::create(&mut conn, name.as_str(), &name.key(), &hash, admin, now).map_err(
+            |e| match db::unique_violation(&e) {
+                Some(_) => CliError::Failed(format!("the name {} is already taken", name.as_str())),
+                None => CliError::Failed(format!("database: {e}")),
+            },
+        )?;
     println!("created {} {} ({})", if user.admin { "admin" } else { "user" }, user.name, user.public_id);
     Ok(())
 }

@@ -13,8 +13,11 @@ use std::time::Duration;
 /// Length of the master key that encrypts private keys at rest (AES-256-GCM).
 pub const MASTER_KEY_LEN: usize = 32;
 
+/// Longest accepted access token lifetime: a revoked token lingers in the deny list that long.
+pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The raw settings as clap reads them; [`Settings::from_args`] checks them.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct SettingsArgs {
     /// SQLite path or sqlite://PATH.
     #[arg(long, env = "DATABASE_URL", default_value = "library.db", global = true)]
@@ -52,6 +55,26 @@ pub struct SettingsArgs {
     /// Database connections, and threads of the database actor.
     #[arg(long, env = "DB_POOL_SIZE", default_value = "8", global = true)]
     pub db_pool_size: String,
+}
+
+impl std::fmt::Debug for SettingsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "[redacted]");
+        f.debug_struct("SettingsArgs")
+            .field("database_url", &self.database_url)
+            .field("bind_addr", &self.bind_addr)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_token_ttl", &self.access_token_ttl)
+            .field("rsa_key_bits", &self.rsa_key_bits)
+            .field("master_key", &redacted(&self.master_key))
+            .field("master_key_file", &self.master_key_file)
+            .field("bcrypt_cost", &self.bcrypt_cost)
+            .field("admin_name", &self.admin_name)
+            .field("admin_password", &redacted(&self.admin_password))
+            .field("db_pool_size", &self.db_pool_size)
+            .finish()
+    }
 }
 
 /// Where the master key comes from.
@@ -112,7 +135,7 @@ impl Settings {
             bind_addr: parse_bind_addr(&args.bind_addr)?,
             issuer: parse_issuer(args.issuer)?,
             audience: non_empty("AUDIENCE", args.audience)?,
-            access_token_ttl: parse_ttl("ACCESS_TOKEN_TTL", &args.access_token_ttl)?,
+            access_token_ttl: parse_ttl("ACCESS_TOKEN_TTL", &args.access_token_ttl, MAX_ACCESS_TOKEN_TTL)?,
             rsa_key_bits: parse_key_bits(&args.rsa_key_bits)?,
             bcrypt_cost: parse_in_range("BCRYPT_COST", &args.bcrypt_cost, 4..=31)?,
             initial_admin: parse_initial_admin(args.admin_name, args.admin_password)?,
@@ -148,8 +171,11 @@ pub fn parse_master_key(encoded: &str) -> Result<SecretBox<[u8; MASTER_KEY_LEN]>
     Ok(SecretBox::new(Box::new(key)))
 }
 
+/// `HOST:PORT`, or `:PORT` for that port on the loopback interface (never all interfaces by
+/// accident).
 fn parse_bind_addr(value: &str) -> Result<SocketAddr, ConfigError> {
-    value
+    let with_host = if value.starts_with(':') { format!("127.0.0.1{value}") } else { value.to_string() };
+    with_host
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
@@ -168,10 +194,10 @@ fn non_empty(setting: &'static str, value: String) -> Result<String, ConfigError
     if value.trim().is_empty() { Err(invalid(setting, "must not be empty")) } else { Ok(value) }
 }
 
-fn parse_ttl(setting: &'static str, value: &str) -> Result<Duration, ConfigError> {
+fn parse_ttl(setting: &'static str, value: &str, max: Duration) -> Result<Duration, ConfigError> {
     let ttl = humantime::parse_duration(value).map_err(|e| invalid(setting, format!("'{value}': {e}")))?;
-    if ttl < Duration::from_secs(1) {
-        return Err(invalid(setting, "must be at least 1s"));
+    if ttl < Duration::from_secs(1) || ttl > max {
+        return Err(invalid(setting, format!("must be between 1s and {}", humantime::format_duration(max))));
     }
     Ok(ttl)
 }
@@ -240,6 +266,7 @@ mod tests {
             (&["--rsa-key-bits", "1024"], "RSA_KEY_BITS"),
             (&["--access-token-ttl", "soon"], "ACCESS_TOKEN_TTL"),
             (&["--access-token-ttl", "0s"], "ACCESS_TOKEN_TTL"),
+            (&["--access-token-ttl", "300000years"], "ACCESS_TOKEN_TTL"),
             (&["--bind-addr", "nowhere"], "BIND_ADDR"),
             (&["--master-key", "c2hvcnQ="], "MASTER_KEY"),
             (&["--master-key", "!!"], "MASTER_KEY"),
@@ -256,8 +283,19 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_address_without_host_means_loopback() {
+        let settings = settings_from(&["--bind-addr", ":0"]).expect("valid");
+        assert_eq!(settings.bind_addr, "127.0.0.1:0".parse::<SocketAddr>().expect("addr"));
+    }
+
+    #[test]
     fn secrets_do_not_appear_in_debug_output() {
-        let settings = settings_from(&["--admin-name", "root", "--admin-password", "hunter2hunter2"]).expect("valid");
+        let args =
+            ["--admin-name", "root", "--admin-password", "hunter2hunter2", "--master-key", &BASE64.encode([9u8; 32])];
+        let cli = TestCli::try_parse_from(std::iter::once("library-api").chain(args.iter().copied())).expect("flags");
+        assert!(!format!("{:?}", cli.settings).contains("hunter2"));
+        assert!(!format!("{:?}", cli.settings).contains(&BASE64.encode([9u8; 32])));
+        let settings = Settings::from_args(cli.settings).expect("valid");
         assert!(!format!("{settings:?}").contains("hunter2"));
     }
 }

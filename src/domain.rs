@@ -63,7 +63,7 @@ pub struct Password(SecretString);
 
 impl Password {
     pub const MIN_BYTES: usize = 8;
-    pub const MAX_BYTES: usize = 72;
+    pub const MAX_BYTES: usize = crate::actors::passwords::MAX_PASSWORD_BYTES;
 
     pub fn parse(raw: String) -> Result<Self, InvalidValue> {
         Self::check_length(&raw)?;

@@ -6,8 +6,20 @@ use actix::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
+/// bcrypt keys on at most 72 bytes. Longer passwords are refused here (and before, by
+/// [`crate::domain::Password`]) rather than silently cut; up to 72 every byte counts.
+/// (The crate's `non_truncating_*` functions also refuse exactly 72 bytes, because they count
+/// the C-style terminator, so the length is checked here and the plain functions are used.)
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+fn check_length(password: &str) -> Result<(), PasswordError> {
+    if password.len() > MAX_PASSWORD_BYTES { Err(PasswordError::TooLong) } else { Ok(()) }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
+    #[error("password longer than {MAX_PASSWORD_BYTES} bytes")]
+    TooLong,
     #[error("bcrypt failed: {0}")]
     Bcrypt(#[from] bcrypt::BcryptError),
     #[error("password hasher unavailable")]
@@ -44,8 +56,9 @@ impl Handler<HashPassword> for PasswordHasher {
     type Result = Result<String, PasswordError>;
 
     fn handle(&mut self, msg: HashPassword, _: &mut Self::Context) -> Self::Result {
-        // The non-truncating variant errors instead of silently hashing only the first 72 bytes.
-        Ok(bcrypt::non_truncating_hash(msg.0.expose_secret(), self.cost)?)
+        let password = msg.0.expose_secret();
+        check_length(password)?;
+        Ok(bcrypt::hash(password, self.cost)?)
     }
 }
 
@@ -54,11 +67,12 @@ impl Handler<VerifyPassword> for PasswordHasher {
 
     fn handle(&mut self, msg: VerifyPassword, _: &mut Self::Context) -> Self::Result {
         let password = msg.password.expose_secret();
+        check_length(password)?;
         match msg.hash {
-            Some(hash) => Ok(bcrypt::non_truncating_verify(password, &hash)?),
+            Some(hash) => Ok(bcrypt::verify(password, &hash)?),
             None => {
                 // Same work as a real check; the result is ignored.
-                let _ = bcrypt::non_truncating_verify(password, &self.dummy_hash);
+                let _ = bcrypt::verify(password, &self.dummy_hash);
                 Ok(false)
             }
         }

@@ -5,6 +5,7 @@
 use super::db::{Database, DbError, DbUnavailable};
 use crate::clock::SharedClock;
 use crate::db::revocations;
+use crate::tokens::CLOCK_LEEWAY_SECS;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ impl From<DbError> for RevocationError {
     }
 }
 
-/// Revoked token ids with their expiry (unix seconds). Read by request handlers; written only
+/// Revoked token ids with the time (unix seconds) after which the token is refused anyway. Read by request handlers; written only
 /// by the [`Revocations`] actor.
 #[derive(Debug, Default)]
 pub struct DenyList {
@@ -74,27 +75,38 @@ impl Actor for Revocations {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(PRUNE_INTERVAL, |actor, ctx| {
-            ctx.spawn(actor.prune().into_actor(actor).map(|_, _, _| ()));
-        });
+        ctx.run_interval(PRUNE_INTERVAL, |_, ctx| ctx.notify(Prune));
     }
 }
 
-impl Revocations {
-    fn prune(&self) -> impl Future<Output = ()> + 'static {
+/// Drops revocations of tokens that are refused anyway by now; answers how many rows went.
+#[derive(Message)]
+#[rtype(result = "Result<usize, RevocationError>")]
+struct Prune;
+
+impl Handler<Prune> for Revocations {
+    type Result = ResponseFuture<Result<usize, RevocationError>>;
+
+    fn handle(&mut self, _: Prune, _: &mut Self::Context) -> Self::Result {
         let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
-        async move {
+        Box::pin(async move {
             list.prune(now.timestamp());
-            match db.query(move |conn| revocations::prune(conn, now.naive_utc())).await {
-                Ok(pruned) if pruned > 0 => log::info!("pruned {pruned} expired revocations"),
-                Ok(_) => {}
-                Err(error) => log::warn!("pruning revocations failed (will retry): {error}"),
+            let pruned =
+                db.query(move |conn| revocations::prune(conn, now.naive_utc())).await.inspect_err(|error| {
+                    log::warn!("pruning revocations failed (will retry): {error}");
+                })?;
+            if pruned > 0 {
+                log::info!("pruned {pruned} expired revocations");
             }
-        }
+            Ok(pruned)
+        })
     }
 }
 
 /// Revokes token `jti`, valid until `expires_at`.
+///
+/// The entry is kept until `expires_at` plus the verification leeway: until then an unrevoked
+/// copy of the token would still be accepted.
 #[derive(Message)]
 #[rtype(result = "Result<(), RevocationError>")]
 struct Revoke {
@@ -109,10 +121,11 @@ impl Handler<Revoke> for Revocations {
         let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
         Box::pin(async move {
             let jti = msg.jti.to_string();
-            let expires_at = msg.expires_at.naive_utc();
+            let keep_until = msg.expires_at + chrono::Duration::seconds(CLOCK_LEEWAY_SECS);
+            let expires_at = keep_until.naive_utc();
             db.query(move |conn| revocations::insert(conn, &jti, expires_at, now.naive_utc())).await?;
             // Only once it is stored: an acknowledged revocation survives a restart.
-            list.insert(msg.jti, msg.expires_at.timestamp());
+            list.insert(msg.jti, keep_until.timestamp());
             Ok(())
         })
     }
@@ -148,6 +161,11 @@ impl RevocationsHandle {
     /// Revokes a token; returns once the revocation is stored.
     pub async fn revoke(&self, jti: Uuid, expires_at: DateTime<Utc>) -> Result<(), RevocationError> {
         self.addr.send(Revoke { jti, expires_at }).await.map_err(|_| RevocationError::Unavailable)?
+    }
+
+    /// Prunes now instead of at the next interval (tests, and operators' tools).
+    pub async fn prune_now(&self) -> Result<usize, RevocationError> {
+        self.addr.send(Prune).await.map_err(|_| RevocationError::Unavailable)?
     }
 
     pub fn deny_list(&self) -> &DenyList {

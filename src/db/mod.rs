@@ -14,6 +14,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
+use diesel::{QueryResult, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::path::Path;
 use std::time::Duration;
@@ -74,16 +75,34 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbSetupError> {
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
-/// For a unique-constraint violation, the `table.column` it was on.
-pub fn unique_violation_column(error: &DieselError) -> Option<String> {
-    match error {
-        // SQLite: "UNIQUE constraint failed: users.name_key"
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => info
-            .message()
-            .strip_prefix("UNIQUE constraint failed: ")
-            .map(|columns| columns.split(", ").next().unwrap_or(columns).to_string()),
-        _ => None,
-    }
+/// A unique value a write collided with, named independently of the backend's error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UniqueField {
+    UserName,
+    AuthorName,
+    AuthorBook,
+    /// Any other unique constraint (not expected from client input).
+    Other,
+}
+
+/// For a unique-constraint violation, which unique value it was.
+pub fn unique_violation(error: &DieselError) -> Option<UniqueField> {
+    let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = error else {
+        return None;
+    };
+    // SQLite names the column: "UNIQUE constraint failed: users.name_key".
+    let column = info.message().strip_prefix("UNIQUE constraint failed: ").unwrap_or_default();
+    Some(match column {
+        "users.name_key" => UniqueField::UserName,
+        "authors.name" => UniqueField::AuthorName,
+        "authors.book" => UniqueField::AuthorBook,
+        _ => UniqueField::Other,
+    })
+}
+
+/// A trivial query: does the database answer?
+pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
+    diesel::sql_query("SELECT 1").execute(conn).map(drop)
 }
 
 /// Whether the error means the database was too busy to answer in time (worth a 503, not a 500).

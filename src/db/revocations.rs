@@ -5,7 +5,8 @@ use crate::schema::revoked_tokens;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-/// Records that token `jti` (valid until `expires_at`) is revoked. Revoking twice is not an error.
+/// Records that token `jti` is revoked; `expires_at` is when it would be refused anyway
+/// (its `exp` plus the verification leeway). Revoking twice is not an error.
 pub fn insert(conn: &mut DbConn, jti: &str, expires_at: NaiveDateTime, now: NaiveDateTime) -> QueryResult<()> {
     diesel::insert_into(revoked_tokens::table)
         .values((

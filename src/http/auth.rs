@@ -3,6 +3,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::{AuthenticatedUser, JsonBody};
+use crate::db::UniqueField;
 use crate::db::users::{self, User};
 use crate::domain::{Password, UserName, name_key};
 use crate::tokens::{ADMIN_GROUP, AccessClaims};
@@ -35,7 +36,7 @@ pub async fn register(state: Data<AppState>, JsonBody(body): JsonBody<Credential
     // index still decides races between concurrent registrations.
     let key = name.key();
     if state.db.query(move |conn| users::find_by_name_key(conn, &key)).await?.is_some() {
-        return Err(AppError::conflict_on("users.name_key"));
+        return Err(AppError::conflict(UniqueField::UserName));
     }
     let password_hash = state.passwords.hash(password.expose()).await?;
     let user = create_user(&state, name, password_hash, false).await?;

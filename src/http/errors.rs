@@ -6,7 +6,7 @@ use crate::actors::db::{DbError, DbUnavailable};
 use crate::actors::key_ring::KeyRingError;
 use crate::actors::passwords::PasswordError;
 use crate::actors::revocations::RevocationError;
-use crate::db::{is_busy, unique_violation_column};
+use crate::db::{UniqueField, is_busy, unique_violation};
 use crate::domain::InvalidValue;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -67,12 +67,14 @@ impl AppError {
         Self::BadRequest { code, message: message.into() }
     }
 
-    /// The 409 for a value that is taken in unique column `table.column`.
-    pub fn conflict_on(column: &str) -> Self {
-        let (code, message) = CONFLICTS
-            .iter()
-            .find(|(constraint, _, _)| *constraint == column)
-            .map_or(("conflict", "conflicts with an existing record"), |(_, code, message)| (*code, *message));
+    /// The 409 for a unique value that is already taken.
+    pub fn conflict(field: UniqueField) -> Self {
+        let (code, message) = match field {
+            UniqueField::UserName => ("name_taken", "that name is already registered"),
+            UniqueField::AuthorName => ("author_taken", "an author with that name already exists"),
+            UniqueField::AuthorBook => ("book_taken", "an author with that book already exists"),
+            UniqueField::Other => ("conflict", "conflicts with an existing record"),
+        };
         Self::Conflict { code, message }
     }
 
@@ -145,17 +147,10 @@ fn challenge(kind: Unauthorized) -> String {
     }
 }
 
-/// Unique constraints and the conflict each one means to a client.
-const CONFLICTS: &[(&str, &str, &str)] = &[
-    ("users.name_key", "name_taken", "that name is already registered"),
-    ("authors.name", "author_taken", "an author with that name already exists"),
-    ("authors.book", "book_taken", "an author with that book already exists"),
-];
-
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
-        if let Some(column) = unique_violation_column(&error) {
-            return Self::conflict_on(&column);
+        if let Some(field) = unique_violation(&error) {
+            return Self::conflict(field);
         }
         match error {
             diesel::result::Error::NotFound => Self::NotFound("not found"),
@@ -184,6 +179,10 @@ impl From<PasswordError> for AppError {
     fn from(error: PasswordError) -> Self {
         match error {
             PasswordError::Unavailable => Self::Unavailable(error.to_string()),
+            PasswordError::TooLong => Self::Unprocessable(InvalidValue {
+                code: "invalid_password",
+                message: "password must be at most 72 bytes".into(),
+            }),
             PasswordError::Bcrypt(_) => Self::Internal(error.to_string()),
         }
     }

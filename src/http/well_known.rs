@@ -5,7 +5,6 @@ use super::errors::AppError;
 use actix_web::http::header::{self, CacheControl, CacheDirective, ETag, EntityTag, IfNoneMatch};
 use actix_web::web::{Data, Header};
 use actix_web::{HttpResponse, Responder};
-use diesel::RunQueryDsl as _;
 use std::time::Duration;
 
 /// How long verifiers may cache the JWKS. The key ring issue ties this to the rotation schedule.
@@ -40,7 +39,7 @@ pub async fn healthz() -> impl Responder {
 
 /// `GET /readyz`: 200 when the database answers and the key ring can sign, else 503.
 pub async fn readyz(state: Data<AppState>) -> Result<HttpResponse, AppError> {
-    let database = state.db.run(|conn| diesel::sql_query("SELECT 1").execute(conn).map_err(AppError::from));
+    let database = state.db.query(crate::db::ping);
     match actix_web::rt::time::timeout(READINESS_TIMEOUT, database).await {
         Ok(Ok(_)) => {}
         Ok(Err(error)) => return Err(AppError::Unavailable(format!("readiness: {error}"))),

@@ -67,7 +67,13 @@ struct Header {
     alg: String,
     typ: Option<String>,
     kid: Option<String>,
-    crit: Option<serde::de::IgnoredAny>,
+    /// True when the member is present at all, even as `null`.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 /// Verifies `token` at unix time `now`; returns its claims when every check passes.
@@ -83,7 +89,7 @@ pub fn verify(
     let header = parse_header(token)?;
     // RFC 7515 §4.1.11: a recipient that does not understand a listed extension must reject;
     // we understand none.
-    if header.crit.is_some() {
+    if header.crit {
         return Err(TokenRejection::CriticalHeader);
     }
     if header.alg != "RS256" {

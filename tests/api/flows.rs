@@ -151,3 +151,14 @@ async fn health_and_readiness_answer() {
     assert_eq!((ready.status, ready.body["status"].as_str()), (StatusCode::OK, Some("ready")));
     assert_eq!(ready.header("x-content-type-options"), Some("nosniff"));
 }
+
+#[actix_web::test]
+async fn a_72_byte_password_works_and_every_one_of_its_bytes_counts() {
+    let app = spawn_app().await;
+    let password = format!("{}A", "p".repeat(71));
+    assert_eq!(app.register("longpass", &password).await.status, StatusCode::CREATED);
+    assert_eq!(app.login_basic("longpass", &password).await.status, StatusCode::OK);
+    assert_eq!(app.login_json("longpass", &password).await.status, StatusCode::OK);
+    let differs_in_last_byte = format!("{}B", "p".repeat(71));
+    assert_eq!(app.login_basic("longpass", &differs_in_last_byte).await.status, StatusCode::UNAUTHORIZED);
+}

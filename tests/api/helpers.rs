@@ -74,6 +74,8 @@ pub struct TestApp {
     pub config: TestConfig,
     pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
+    /// The running app's shared state (actor handles), for white-box checks.
+    pub state: actix_web::web::Data<library_api::http::AppState>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -89,9 +91,9 @@ pub async fn try_spawn_app(config: TestConfig) -> Result<TestApp, StartupError> 
     let clock = Arc::new(ManualClock::new(Utc::now()));
     let application = Application::build(config.settings(), clock.clone()).await?;
     let address = format!("http://{}", application.address());
-    let handle = application.handle();
+    let (handle, state) = (application.handle(), application.state());
     actix_web::rt::spawn(application.run_until_stopped());
-    Ok(TestApp { address, config, clock, client: reqwest::Client::new(), handle })
+    Ok(TestApp { address, config, clock, client: reqwest::Client::new(), state, handle })
 }
 
 /// A response read whole: status, headers and JSON body (`Value::Null` when empty or not JSON).

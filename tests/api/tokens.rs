@@ -201,3 +201,22 @@ async fn logout_revokes_exactly_the_presented_token() {
         "another login of the same user is untouched"
     );
 }
+
+#[actix_web::test]
+async fn a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it() {
+    let app = spawn_app().await;
+    let token = app.user_token("alice").await;
+    assert_eq!(app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await.status, StatusCode::NO_CONTENT);
+    let revocations = &app.state.revocations;
+
+    // Past exp but inside the leeway, an unrevoked copy would still pass: the entry must stay.
+    app.clock.advance(chrono::Duration::minutes(30) + chrono::Duration::seconds(15));
+    assert_eq!(revocations.prune_now().await.expect("prune"), 0);
+    assert_eq!(revocations.deny_list().len(), 1);
+    assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED);
+
+    app.clock.advance(chrono::Duration::seconds(20));
+    assert_eq!(revocations.prune_now().await.expect("prune"), 1, "the stored row is pruned");
+    assert!(revocations.deny_list().is_empty(), "and the in-memory entry");
+    assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED, "expired anyway");
+}
