@@ -1,11 +1,17 @@
 //! The command line: `serve` (default), `migrate`, `user create`, `keys list`.
 
-use crate::clock::SystemClock;
+use crate::actors::key_ring::{KeyRingError, TICK_INTERVAL, key_times, materialize, open_key};
+use crate::clock::{Clock as _, SystemClock};
+use crate::config::MasterKeySource;
 use crate::config::{ConfigError, Settings, SettingsArgs};
 use crate::db::{self, DbSetupError, signing_keys, users};
 use crate::domain::{Password, UserName};
+use crate::key_schedule::plan_rotation;
+use crate::master_key::{MasterKey, MasterKeyError};
+use crate::startup::key_ring_config;
 use crate::startup::{Application, StartupError};
 use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Parser)]
@@ -50,6 +56,16 @@ pub enum UserCommand {
 pub enum KeysCommand {
     /// List the stored keys and their states (no key material is printed).
     List,
+    /// Rotate now: the next key starts signing, the current one retires, a new next key is made.
+    /// A running service picks the change up within seconds.
+    Rotate,
+    /// Re-encrypt every private key under a new master key (master key rotation). Stop the
+    /// service first, then start it with MASTER_KEY_FILE set to the new file.
+    Rewrap {
+        /// File holding the new master key (base64 of 32 bytes); created (mode 0600) if missing.
+        #[arg(long)]
+        new_master_key_file: PathBuf,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +76,10 @@ pub enum CliError {
     Startup(#[from] StartupError),
     #[error(transparent)]
     Database(#[from] DbSetupError),
+    #[error(transparent)]
+    MasterKey(#[from] MasterKeyError),
+    #[error("key ring: {0}")]
+    KeyRing(#[from] KeyRingError),
     #[error("{0}")]
     Failed(String),
 }
@@ -71,6 +91,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => migrate(&settings),
         Command::User { command: UserCommand::Create { name, admin } } => create_user(&settings, &name, admin),
         Command::Keys { command: KeysCommand::List } => list_keys(&settings),
+        Command::Keys { command: KeysCommand::Rotate } => rotate_keys(&settings),
+        Command::Keys { command: KeysCommand::Rewrap { new_master_key_file } } => {
+            rewrap_keys(&settings, &new_master_key_file)
+        }
     }
 }
 
@@ -140,5 +164,50 @@ fn list_keys(settings: &Settings) -> Result<(), CliError> {
             retires
         );
     }
+    Ok(())
+}
+
+fn rotate_keys(settings: &Settings) -> Result<(), CliError> {
+    let (pool, _) = open_migrated(settings)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let master_key = MasterKey::load(&settings.master_key)?;
+    let config = key_ring_config(settings)?;
+    let rows = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    // Every stored key must open with this master key: never mix keys sealed under two.
+    for row in &rows {
+        open_key(&master_key, row)?;
+    }
+    let now = SystemClock.now();
+    let plan = plan_rotation(&key_times(&rows)?, &config.policy, now).map_err(KeyRingError::from)?;
+    let update = materialize(&plan, &master_key, config, now)?;
+    signing_keys::apply(&mut conn, &update).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let signing =
+        plan.promote.map(|promotion| promotion.promote).or_else(|| update.insert.first().map(|row| row.kid.clone()));
+    println!("rotated: {} now signs", signing.unwrap_or_default());
+    println!("a running service picks the change up within {}s", TICK_INTERVAL.as_secs());
+    Ok(())
+}
+
+fn rewrap_keys(settings: &Settings, new_master_key_file: &Path) -> Result<(), CliError> {
+    if let MasterKeySource::File(current) = &settings.master_key
+        && current == new_master_key_file
+    {
+        return Err(CliError::Failed("--new-master-key-file must differ from the current MASTER_KEY_FILE".into()));
+    }
+    let (pool, _) = open_migrated(settings)?;
+    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let old_key = MasterKey::load(&settings.master_key)?;
+    let new_key = MasterKey::load(&MasterKeySource::File(new_master_key_file.to_path_buf()))?;
+    let rows = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let resealed = rows
+        .iter()
+        .map(|row| {
+            let der = old_key.open(&row.kid, &row.private_key_enc)?;
+            Ok((row.kid.clone(), new_key.seal(&row.kid, &der)?))
+        })
+        .collect::<Result<Vec<_>, MasterKeyError>>()?;
+    signing_keys::replace_sealed(&mut conn, &resealed).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    println!("re-encrypted {} key(s) under {}", resealed.len(), new_master_key_file.display());
+    println!("start the service with MASTER_KEY_FILE={} (and MASTER_KEY unset)", new_master_key_file.display());
     Ok(())
 }

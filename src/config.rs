@@ -13,8 +13,11 @@ use std::time::Duration;
 /// Length of the master key that encrypts private keys at rest (AES-256-GCM).
 pub const MASTER_KEY_LEN: usize = 32;
 
+const MIN_TTL: Duration = Duration::from_secs(1);
 /// Longest accepted access token lifetime: a revoked token lingers in the deny list that long.
 pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+const MIN_ROTATION_INTERVAL: Duration = Duration::from_secs(60);
+const MAX_ROTATION_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// The raw settings as clap reads them; [`Settings::from_args`] checks them.
 #[derive(Clone, Args)]
@@ -34,6 +37,9 @@ pub struct SettingsArgs {
     /// Access token lifetime (humantime: 90s, 30m, 1h).
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value = "30m", global = true)]
     pub access_token_ttl: String,
+    /// How long a key signs before the next one takes over.
+    #[arg(long, env = "KEY_ROTATION_INTERVAL", default_value = "24h", global = true)]
+    pub key_rotation_interval: String,
     /// Size of generated RSA keys: 2048, 3072 or 4096.
     #[arg(long, env = "RSA_KEY_BITS", default_value = "2048", global = true)]
     pub rsa_key_bits: String,
@@ -66,6 +72,7 @@ impl std::fmt::Debug for SettingsArgs {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("key_rotation_interval", &self.key_rotation_interval)
             .field("rsa_key_bits", &self.rsa_key_bits)
             .field("master_key", &redacted(&self.master_key))
             .field("master_key_file", &self.master_key_file)
@@ -101,6 +108,7 @@ pub struct Settings {
     pub issuer: Option<String>,
     pub audience: String,
     pub access_token_ttl: Duration,
+    pub key_rotation_interval: Duration,
     pub rsa_key_bits: usize,
     pub master_key: MasterKeySource,
     pub bcrypt_cost: u32,
@@ -135,7 +143,13 @@ impl Settings {
             bind_addr: parse_bind_addr(&args.bind_addr)?,
             issuer: parse_issuer(args.issuer)?,
             audience: non_empty("AUDIENCE", args.audience)?,
-            access_token_ttl: parse_ttl("ACCESS_TOKEN_TTL", &args.access_token_ttl, MAX_ACCESS_TOKEN_TTL)?,
+            access_token_ttl: parse_ttl("ACCESS_TOKEN_TTL", &args.access_token_ttl, MIN_TTL, MAX_ACCESS_TOKEN_TTL)?,
+            key_rotation_interval: parse_ttl(
+                "KEY_ROTATION_INTERVAL",
+                &args.key_rotation_interval,
+                MIN_ROTATION_INTERVAL,
+                MAX_ROTATION_INTERVAL,
+            )?,
             rsa_key_bits: parse_key_bits(&args.rsa_key_bits)?,
             bcrypt_cost: parse_in_range("BCRYPT_COST", &args.bcrypt_cost, 4..=31)?,
             initial_admin: parse_initial_admin(args.admin_name, args.admin_password)?,
@@ -194,10 +208,11 @@ fn non_empty(setting: &'static str, value: String) -> Result<String, ConfigError
     if value.trim().is_empty() { Err(invalid(setting, "must not be empty")) } else { Ok(value) }
 }
 
-fn parse_ttl(setting: &'static str, value: &str, max: Duration) -> Result<Duration, ConfigError> {
+fn parse_ttl(setting: &'static str, value: &str, min: Duration, max: Duration) -> Result<Duration, ConfigError> {
     let ttl = humantime::parse_duration(value).map_err(|e| invalid(setting, format!("'{value}': {e}")))?;
-    if ttl < Duration::from_secs(1) || ttl > max {
-        return Err(invalid(setting, format!("must be between 1s and {}", humantime::format_duration(max))));
+    if ttl < min || ttl > max {
+        let (min, max) = (humantime::format_duration(min), humantime::format_duration(max));
+        return Err(invalid(setting, format!("must be between {min} and {max}")));
     }
     Ok(ttl)
 }
@@ -268,6 +283,7 @@ mod tests {
             (&["--access-token-ttl", "0s"], "ACCESS_TOKEN_TTL"),
             (&["--access-token-ttl", "300000years"], "ACCESS_TOKEN_TTL"),
             (&["--bind-addr", "nowhere"], "BIND_ADDR"),
+            (&["--key-rotation-interval", "10s"], "KEY_ROTATION_INTERVAL"),
             (&["--master-key", "c2hvcnQ="], "MASTER_KEY"),
             (&["--master-key", "!!"], "MASTER_KEY"),
             (&["--issuer", "library"], "ISSUER"),

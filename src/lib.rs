@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod key_schedule;
 pub mod master_key;
 pub mod schema;
 pub mod startup;

@@ -2,7 +2,7 @@
 //! Tests build it the same way on port 0 and ask which port they got.
 
 use crate::actors::db::Database;
-use crate::actors::key_ring::{KeyRingError, KeyRingHandle};
+use crate::actors::key_ring::{KeyRingConfig, KeyRingError, KeyRingHandle};
 use crate::actors::passwords::{PasswordError, Passwords};
 use crate::actors::revocations::{RevocationError, RevocationsHandle};
 use crate::clock::SharedClock;
@@ -11,8 +11,9 @@ use crate::db::{self, DbPool, DbSetupError, users};
 use crate::domain::{Password, UserName};
 use crate::http::errors::json_envelope_for_framework_errors;
 use crate::http::{self, AppState, TokenSettings};
+use crate::key_schedule::KeyPolicy;
 use crate::master_key::{MasterKey, MasterKeyError};
-use crate::tokens::VerificationPolicy;
+use crate::tokens::{CLOCK_LEEWAY_SECS, VerificationPolicy};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
@@ -39,7 +40,7 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("invalid ADMIN_NAME/ADMIN_PASSWORD: {0}")]
     InitialAdmin(String),
-    #[error("invalid ACCESS_TOKEN_TTL: out of range")]
+    #[error("invalid ACCESS_TOKEN_TTL or KEY_ROTATION_INTERVAL: out of range")]
     TokenTtl,
 }
 
@@ -60,6 +61,16 @@ pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> 
     Ok(pool)
 }
 
+/// Key size and schedule from the settings.
+pub fn key_ring_config(settings: &Settings) -> Result<KeyRingConfig, StartupError> {
+    let to_chrono = |duration| chrono::Duration::from_std(duration).map_err(|_| StartupError::TokenTtl);
+    let policy = KeyPolicy {
+        rotation_interval: to_chrono(settings.key_rotation_interval)?,
+        token_lifetime: to_chrono(settings.access_token_ttl)? + chrono::Duration::seconds(CLOCK_LEEWAY_SECS),
+    };
+    Ok(KeyRingConfig { key_bits: settings.rsa_key_bits, policy })
+}
+
 /// A service that is listening and ready to run.
 pub struct Application {
     address: SocketAddr,
@@ -73,7 +84,7 @@ impl Application {
         let pool = open_database(&settings).await?;
         let db = Database::start(pool, settings.db_pool_size as usize);
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
-        let key_ring = KeyRingHandle::start(db.clone(), master_key, settings.rsa_key_bits, clock.clone()).await?;
+        let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config(&settings)?, clock.clone()).await?;
         let revocations = RevocationsHandle::start(db.clone(), clock.clone()).await?;
 
         let listener = TcpListener::bind(settings.bind_addr)

@@ -1,11 +1,15 @@
-//! `KeyRing`: owns the RSA signing keys. It loads them from the database (decrypting each with
-//! the master key), creates the first key when there is none, and publishes an immutable
-//! [`KeyRingSnapshot`] that request handlers read without messaging the actor: signing and
-//! verification never queue on this mailbox.
+//! `KeyRing`: owns the RSA signing keys and carries out the schedule of
+//! [`crate::key_schedule`]: it makes keys (off the async workers), rotates them, removes retired
+//! ones, and publishes an immutable [`KeyRingSnapshot`] that request handlers read without
+//! messaging the actor, so signing, verification and the JWKS never queue on this mailbox.
+//!
+//! Every operation re-reads the ring from the database first, so a change made elsewhere (the
+//! `keys` commands) is picked up at the next tick, and is applied with one transaction.
 
 use super::db::{Database, DbError, DbUnavailable};
 use crate::clock::SharedClock;
-use crate::db::signing_keys::{self, SigningKeyRow};
+use crate::db::signing_keys::{self, PromotionRow, RingUpdate, SigningKeyRow};
+use crate::key_schedule::{self, KeyPolicy, KeyState, KeyTimes, Plan, RotationRefused};
 use crate::master_key::{MasterKey, MasterKeyError};
 use crate::tokens::{Jwk, KeyError, SigningKey, VerificationKeys, generate_pkcs8};
 use actix::prelude::*;
@@ -15,12 +19,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-/// States of a key (API.md "Key ring lifecycle").
-pub const STATE_NEXT: &str = "next";
-pub const STATE_CURRENT: &str = "current";
-pub const STATE_RETIRED: &str = "retired";
+/// How often the ring checks its schedule and re-reads the database.
+pub const TICK_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyRingError {
@@ -30,9 +34,17 @@ pub enum KeyRingError {
     Key(#[from] KeyError),
     #[error("stored key {stored} decrypts to a key whose thumbprint is {actual}")]
     KidMismatch { stored: String, actual: String },
+    #[error("stored key {kid} has an unknown state or times")]
+    Corrupt { kid: String },
+    #[error(transparent)]
+    RotationRefused(#[from] RotationRefused),
+    #[error("no key with that kid")]
+    UnknownKey,
+    #[error("the key ring was changed concurrently; try again")]
+    ConcurrentChange,
     #[error("database: {0}")]
     Database(String),
-    #[error("key generation was interrupted")]
+    #[error("key ring unavailable")]
     Interrupted,
 }
 
@@ -44,7 +56,10 @@ impl From<DbUnavailable> for KeyRingError {
 
 impl From<DbError> for KeyRingError {
     fn from(error: DbError) -> Self {
-        Self::Database(error.to_string())
+        match error {
+            DbError::Query(diesel::result::Error::RollbackTransaction) => Self::ConcurrentChange,
+            other => Self::Database(other.to_string()),
+        }
     }
 }
 
@@ -52,20 +67,25 @@ impl From<DbError> for KeyRingError {
 pub struct KeyRingSnapshot {
     /// The key that signs new tokens (`None` only before the ring is first loaded).
     pub current: Option<Arc<SigningKey>>,
-    /// Every published key, by kid, for verification.
+    /// Every published key (next, current, retired) by kid, for verification.
     pub verification_keys: VerificationKeys,
     /// The serialized JWKS document (RFC 7517 §5), built once per change.
     pub jwks: Arc<[u8]>,
     /// Strong ETag of `jwks`: changes exactly when the key set does.
     pub etag: String,
+    /// Every key's state and times, oldest first.
+    pub keys: Vec<KeyTimes>,
+    /// When the next key starts signing.
+    pub next_activation: Option<DateTime<Utc>>,
+    pub policy: KeyPolicy,
 }
 
 impl KeyRingSnapshot {
-    fn empty() -> Self {
-        Self::from_keys(&[], None)
+    fn empty(policy: KeyPolicy) -> Self {
+        Self::new(&[], Vec::new(), policy)
     }
 
-    fn from_keys(published: &[Arc<SigningKey>], current: Option<Arc<SigningKey>>) -> Self {
+    fn new(published: &[Arc<SigningKey>], keys: Vec<KeyTimes>, policy: KeyPolicy) -> Self {
         #[derive(Serialize)]
         struct Jwks<'a> {
             keys: Vec<&'a Jwk>,
@@ -74,87 +94,169 @@ impl KeyRingSnapshot {
             .expect("a JWKS of strings serializes");
         let etag = format!("\"{}\"", B64URL.encode(&digest::digest(&digest::SHA256, &jwks).as_ref()[..16]));
         let verification_keys = published.iter().map(|key| (key.kid().to_string(), key.decoding_key())).collect();
-        Self { current, verification_keys, jwks: jwks.into(), etag }
+        let current_kid = keys.iter().find(|key| key.state == KeyState::Current).map(|key| key.kid.as_str());
+        let current = published.iter().find(|key| Some(key.kid()) == current_kid).cloned();
+        let next_activation = key_schedule::next_activation(&keys, &policy);
+        Self { current, verification_keys, jwks: jwks.into(), etag, keys, next_activation, policy }
+    }
+
+    /// The JWKS `max-age` at `now` (see [`KeyPolicy::jwks_max_age`]).
+    pub fn jwks_max_age(&self, now: DateTime<Utc>) -> i64 {
+        self.policy.jwks_max_age(self.next_activation, now)
     }
 }
 
-/// The actor owning the ring.
-pub struct KeyRing {
+/// Key size and timing rules.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRingConfig {
+    pub key_bits: usize,
+    pub policy: KeyPolicy,
+}
+
+/// What the actor's operations share; cloned into each (serialized) operation.
+#[derive(Clone)]
+struct Ring {
     db: Database,
     master_key: Arc<MasterKey>,
-    key_bits: usize,
+    config: KeyRingConfig,
     clock: SharedClock,
     snapshot: Arc<ArcSwap<KeyRingSnapshot>>,
+    /// Keys already decrypted and parsed, by kid: each key is parsed once, not per reload.
+    parsed: Arc<Mutex<HashMap<String, Arc<SigningKey>>>>,
 }
 
-impl Actor for KeyRing {
-    type Context = Context<Self>;
+enum Operation {
+    Tick,
+    Rotate,
+    Delete(String),
 }
 
-/// Loads the ring from the database and makes sure a current key exists, creating one if not.
-#[derive(Message)]
-#[rtype(result = "Result<(), KeyRingError>")]
-pub struct LoadKeyRing;
-
-impl Handler<LoadKeyRing> for KeyRing {
-    type Result = AtomicResponse<Self, Result<(), KeyRingError>>;
-
-    fn handle(&mut self, _: LoadKeyRing, _: &mut Self::Context) -> Self::Result {
-        // Atomic: a second load waits, so two loads can never both create a first key.
-        let (db, master_key, bits, clock, snapshot) =
-            (self.db.clone(), self.master_key.clone(), self.key_bits, self.clock.clone(), self.snapshot.clone());
-        AtomicResponse::new(Box::pin(
-            async move {
-                let mut rows = db.query(signing_keys::list).await?;
-                if !rows.iter().any(|row| row.state == STATE_CURRENT) {
-                    let row = create_key(&master_key, bits, STATE_CURRENT, clock.now()).await?;
-                    let stored = row.clone();
-                    db.query(move |conn| signing_keys::insert(conn, &stored)).await?;
-                    log::info!("created signing key {}", row.kid);
-                    rows.push(row);
-                }
-                snapshot.store(Arc::new(build_snapshot(&master_key, &rows)?));
-                Ok(())
+impl Ring {
+    /// Re-reads the ring, plans `operation` against it, carries the plan out, and publishes the
+    /// result. Returns the kid of the current key.
+    async fn run(&self, operation: Operation) -> Result<String, KeyRingError> {
+        let rows = self.db.query(signing_keys::list).await?;
+        let keys = key_times(&rows)?;
+        let now = self.clock.now();
+        let policy = &self.config.policy;
+        let plan = match operation {
+            Operation::Tick => key_schedule::plan(&keys, policy, now),
+            Operation::Rotate => key_schedule::plan_rotation(&keys, policy, now)?,
+            Operation::Delete(kid) => {
+                key_schedule::plan_deletion(&keys, &kid, policy, now).ok_or(KeyRingError::UnknownKey)?
             }
-            .into_actor(self),
-        ))
+        };
+        let rows = if plan.is_empty() { rows } else { self.execute(&plan, now).await? };
+        self.publish(&rows)
+    }
+
+    async fn execute(&self, plan: &Plan, now: DateTime<Utc>) -> Result<Vec<SigningKeyRow>, KeyRingError> {
+        let (plan_copy, master_key, config) = (plan.clone(), self.master_key.clone(), self.config);
+        let update = actix_web::rt::task::spawn_blocking(move || materialize(&plan_copy, &master_key, config, now))
+            .await
+            .map_err(|_| KeyRingError::Interrupted)??;
+        let inserted: Vec<String> = update.insert.iter().map(|row| format!("{} ({})", row.kid, row.state)).collect();
+        self.db.run(move |conn| signing_keys::apply(conn, &update).map_err(DbError::from)).await?;
+        if let Some(promotion) = &plan.promote {
+            log::info!(
+                "key {} now signs; {} retired",
+                promotion.promote,
+                promotion.retire.as_deref().unwrap_or("no key")
+            );
+        }
+        for kid in &plan.remove {
+            log::info!("key {kid} removed from the ring");
+        }
+        for key in inserted {
+            log::info!("created key {key}");
+        }
+        Ok(self.db.query(signing_keys::list).await?)
+    }
+
+    /// Builds and publishes a snapshot of `rows`, parsing only keys not parsed before.
+    fn publish(&self, rows: &[SigningKeyRow]) -> Result<String, KeyRingError> {
+        let keys = key_times(rows)?;
+        let mut parsed = self.parsed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        parsed.retain(|kid, _| rows.iter().any(|row| &row.kid == kid));
+        let mut published = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = match parsed.get(&row.kid) {
+                Some(key) => key.clone(),
+                None => {
+                    let key = Arc::new(open_key(&self.master_key, row)?);
+                    parsed.insert(row.kid.clone(), key.clone());
+                    key
+                }
+            };
+            published.push(key);
+        }
+        let unchanged = self.snapshot.load().keys == keys;
+        if !unchanged {
+            self.snapshot.store(Arc::new(KeyRingSnapshot::new(&published, keys, self.config.policy)));
+        }
+        self.snapshot.load().current.as_ref().map(|key| key.kid().to_string()).ok_or(KeyRingError::UnknownKey)
     }
 }
 
-/// Generates a key (on a blocking thread: RSA generation is CPU-heavy) and seals it for storage.
-async fn create_key(
+/// Generates the keys a plan needs (CPU-heavy: call it off the async workers) and turns the plan
+/// into the database update that carries it out.
+pub fn materialize(
+    plan: &Plan,
+    master_key: &MasterKey,
+    config: KeyRingConfig,
+    now: DateTime<Utc>,
+) -> Result<RingUpdate, KeyRingError> {
+    let interval = config.policy.rotation_interval;
+    let mut insert = Vec::new();
+    if plan.create_current {
+        insert.push(new_key_row(master_key, config.key_bits, KeyState::Current, now, now, Some(now + interval))?);
+    }
+    if let Some(activates_at) = plan.create_next {
+        insert.push(new_key_row(master_key, config.key_bits, KeyState::Next, now, activates_at, None)?);
+    }
+    let promotion = plan.promote.as_ref().map(|promotion| PromotionRow {
+        retire: promotion.retire.clone(),
+        promote: promotion.promote.clone(),
+        now: now.naive_utc(),
+        retires_at: (now + interval).naive_utc(),
+    });
+    Ok(RingUpdate { remove: plan.remove.clone(), promotion, insert })
+}
+
+fn new_key_row(
     master_key: &MasterKey,
     bits: usize,
-    state: &str,
+    state: KeyState,
     now: DateTime<Utc>,
+    activates_at: DateTime<Utc>,
+    retires_at: Option<DateTime<Utc>>,
 ) -> Result<SigningKeyRow, KeyRingError> {
-    let der = actix_web::rt::task::spawn_blocking(move || generate_pkcs8(bits))
-        .await
-        .map_err(|_| KeyRingError::Interrupted)??;
+    let der = generate_pkcs8(bits)?;
     let kid = SigningKey::from_pkcs8(&der)?.kid().to_string();
     Ok(SigningKeyRow {
         private_key_enc: master_key.seal(&kid, &der)?,
         kid,
-        state: state.to_string(),
+        state: state.as_str().to_string(),
         algorithm: "RS256".to_string(),
         created_at: now.naive_utc(),
-        activates_at: now.naive_utc(),
-        retires_at: None,
+        activates_at: activates_at.naive_utc(),
+        retires_at: retires_at.map(|time| time.naive_utc()),
     })
 }
 
-/// Decrypts and parses every stored key (each exactly once) into a snapshot.
-fn build_snapshot(master_key: &MasterKey, rows: &[SigningKeyRow]) -> Result<KeyRingSnapshot, KeyRingError> {
-    let mut published = Vec::with_capacity(rows.len());
-    let mut current = None;
-    for row in rows {
-        let key = Arc::new(open_key(master_key, row)?);
-        if row.state == STATE_CURRENT {
-            current = Some(key.clone());
-        }
-        published.push(key);
-    }
-    Ok(KeyRingSnapshot::from_keys(&published, current))
+/// The schedule's view of stored rows.
+pub fn key_times(rows: &[SigningKeyRow]) -> Result<Vec<KeyTimes>, KeyRingError> {
+    rows.iter()
+        .map(|row| {
+            Ok(KeyTimes {
+                kid: row.kid.clone(),
+                state: KeyState::parse(&row.state).ok_or_else(|| KeyRingError::Corrupt { kid: row.kid.clone() })?,
+                created_at: row.created_at.and_utc(),
+                activates_at: row.activates_at.and_utc(),
+                retires_at: row.retires_at.map(|time| time.and_utc()),
+            })
+        })
+        .collect()
 }
 
 /// Decrypts and parses one stored key, checking it is the key its kid names.
@@ -167,6 +269,74 @@ pub fn open_key(master_key: &MasterKey, row: &SigningKeyRow) -> Result<SigningKe
     Ok(key)
 }
 
+/// The actor owning the ring. Its operations are atomic: one finishes before the next starts.
+struct KeyRing {
+    ring: Ring,
+}
+
+impl Actor for KeyRing {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(TICK_INTERVAL, |_, ctx| ctx.notify(Tick));
+    }
+}
+
+/// Checks the schedule: rotates, removes and creates keys that are due; picks up outside changes.
+#[derive(Message)]
+#[rtype(result = "Result<String, KeyRingError>")]
+struct Tick;
+
+/// Rotates now (admin / CLI).
+#[derive(Message)]
+#[rtype(result = "Result<String, KeyRingError>")]
+struct Rotate;
+
+/// Deletes a key at once (compromise).
+#[derive(Message)]
+#[rtype(result = "Result<String, KeyRingError>")]
+struct DeleteKey(String);
+
+impl KeyRing {
+    fn operate(&self, operation: Operation) -> AtomicResponse<Self, Result<String, KeyRingError>> {
+        let ring = self.ring.clone();
+        AtomicResponse::new(Box::pin(
+            async move {
+                let result = ring.run(operation).await;
+                if let Err(error) = &result {
+                    log::warn!("key ring: {error}");
+                }
+                result
+            }
+            .into_actor(self),
+        ))
+    }
+}
+
+impl Handler<Tick> for KeyRing {
+    type Result = AtomicResponse<Self, Result<String, KeyRingError>>;
+
+    fn handle(&mut self, _: Tick, _: &mut Self::Context) -> Self::Result {
+        self.operate(Operation::Tick)
+    }
+}
+
+impl Handler<Rotate> for KeyRing {
+    type Result = AtomicResponse<Self, Result<String, KeyRingError>>;
+
+    fn handle(&mut self, _: Rotate, _: &mut Self::Context) -> Self::Result {
+        self.operate(Operation::Rotate)
+    }
+}
+
+impl Handler<DeleteKey> for KeyRing {
+    type Result = AtomicResponse<Self, Result<String, KeyRingError>>;
+
+    fn handle(&mut self, msg: DeleteKey, _: &mut Self::Context) -> Self::Result {
+        self.operate(Operation::Delete(msg.0))
+    }
+}
+
 /// What handlers hold: the current snapshot, and the actor for changes.
 #[derive(Clone)]
 pub struct KeyRingHandle {
@@ -175,17 +345,20 @@ pub struct KeyRingHandle {
 }
 
 impl KeyRingHandle {
-    /// Starts the actor and loads the ring; fails (and the service does not start) when a stored
-    /// key cannot be opened, e.g. under a wrong master key. It never silently makes a new ring.
+    /// Starts the actor and brings the ring up to date (creating it on first start, rotating if
+    /// a rotation fell due while the service was down). Fails when a stored key cannot be
+    /// opened, e.g. under a wrong master key: it never silently makes a new ring.
     pub async fn start(
         db: Database,
         master_key: Arc<MasterKey>,
-        key_bits: usize,
+        config: KeyRingConfig,
         clock: SharedClock,
     ) -> Result<Self, KeyRingError> {
-        let snapshot = Arc::new(ArcSwap::from_pointee(KeyRingSnapshot::empty()));
-        let addr = KeyRing { db, master_key, key_bits, clock, snapshot: snapshot.clone() }.start();
-        addr.send(LoadKeyRing).await.map_err(|_| KeyRingError::Interrupted)??;
+        let snapshot = Arc::new(ArcSwap::from_pointee(KeyRingSnapshot::empty(config.policy)));
+        let ring = Ring { db, master_key, config, clock, snapshot: snapshot.clone(), parsed: Arc::default() };
+        // The first load runs before the actor starts, so a failure stops the start.
+        ring.run(Operation::Tick).await?;
+        let addr = KeyRing { ring }.start();
         Ok(Self { snapshot, addr })
     }
 
@@ -194,8 +367,18 @@ impl KeyRingHandle {
         self.snapshot.load()
     }
 
-    /// Reloads the ring from the database.
-    pub async fn reload(&self) -> Result<(), KeyRingError> {
-        self.addr.send(LoadKeyRing).await.map_err(|_| KeyRingError::Interrupted)?
+    /// Runs the schedule now instead of at the next tick (tests drive a manual clock with it).
+    pub async fn tick(&self) -> Result<String, KeyRingError> {
+        self.addr.send(Tick).await.map_err(|_| KeyRingError::Interrupted)?
+    }
+
+    /// The next key starts signing now; returns its kid.
+    pub async fn rotate(&self) -> Result<String, KeyRingError> {
+        self.addr.send(Rotate).await.map_err(|_| KeyRingError::Interrupted)?
+    }
+
+    /// Deletes key `kid` at once: it leaves the JWKS and its tokens stop verifying.
+    pub async fn delete(&self, kid: &str) -> Result<(), KeyRingError> {
+        self.addr.send(DeleteKey(kid.to_string())).await.map_err(|_| KeyRingError::Interrupted)?.map(drop)
     }
 }

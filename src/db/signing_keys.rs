@@ -22,11 +22,71 @@ pub struct SigningKeyRow {
 /// Every stored key, oldest first.
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table
-        .order((signing_keys::created_at, signing_keys::kid))
+        .order((signing_keys::created_at, signing_keys::activates_at, signing_keys::kid))
         .select(SigningKeyRow::as_select())
         .load(conn)
 }
 
-pub fn insert(conn: &mut DbConn, row: &SigningKeyRow) -> QueryResult<()> {
-    diesel::insert_into(signing_keys::table).values(row).execute(conn).map(drop)
+/// One change of the ring, applied atomically.
+#[derive(Debug, Default)]
+pub struct RingUpdate {
+    pub remove: Vec<String>,
+    pub promotion: Option<PromotionRow>,
+    pub insert: Vec<SigningKeyRow>,
+}
+
+/// `promote` (a next key) starts signing at `now` until `retires_at`; `retire` (the current
+/// key, if any) stops signing at `now`.
+#[derive(Debug)]
+pub struct PromotionRow {
+    pub retire: Option<String>,
+    pub promote: String,
+    pub now: NaiveDateTime,
+    pub retires_at: NaiveDateTime,
+}
+
+/// Applies `update` in one write transaction. Each state change names the state it expects, so a
+/// ring changed meanwhile by someone else (another instance, the CLI) is not overwritten: the
+/// transaction rolls back with `Error::RollbackTransaction`.
+pub fn apply(conn: &mut DbConn, update: &RingUpdate) -> QueryResult<()> {
+    super::write_transaction(conn, |conn| {
+        diesel::delete(signing_keys::table.filter(signing_keys::kid.eq_any(&update.remove))).execute(conn)?;
+        if let Some(promotion) = &update.promotion {
+            if let Some(retire) = &promotion.retire {
+                let retired =
+                    diesel::update(signing_keys::table.find(retire).filter(signing_keys::state.eq("current")))
+                        .set((signing_keys::state.eq("retired"), signing_keys::retires_at.eq(promotion.now)))
+                        .execute(conn)?;
+                expect_one(retired)?;
+            }
+            let promoted =
+                diesel::update(signing_keys::table.find(&promotion.promote).filter(signing_keys::state.eq("next")))
+                    .set((
+                        signing_keys::state.eq("current"),
+                        signing_keys::activates_at.eq(promotion.now),
+                        signing_keys::retires_at.eq(promotion.retires_at),
+                    ))
+                    .execute(conn)?;
+            expect_one(promoted)?;
+        }
+        diesel::insert_into(signing_keys::table).values(&update.insert).execute(conn)?;
+        Ok(())
+    })
+}
+
+fn expect_one(rows: usize) -> QueryResult<()> {
+    if rows == 1 { Ok(()) } else { Err(diesel::result::Error::RollbackTransaction) }
+}
+
+/// Replaces the sealed private key of each `(kid, sealed)` in one transaction (master key rotation).
+pub fn replace_sealed(conn: &mut DbConn, sealed: &[(String, Vec<u8>)]) -> QueryResult<()> {
+    super::write_transaction(conn, |conn| {
+        for (kid, blob) in sealed {
+            let updated = diesel::update(signing_keys::table.find(kid))
+                .set(signing_keys::private_key_enc.eq(blob))
+                .execute(conn)?;
+            expect_one(updated)?;
+        }
+        Ok(())
+    })
 }

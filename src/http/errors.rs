@@ -8,6 +8,7 @@ use crate::actors::passwords::PasswordError;
 use crate::actors::revocations::RevocationError;
 use crate::db::{UniqueField, is_busy, unique_violation};
 use crate::domain::InvalidValue;
+use crate::key_schedule::RotationRefused;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
@@ -42,6 +43,9 @@ pub enum AppError {
     NotFound(&'static str),
     #[error("{message}")]
     Conflict { code: &'static str, message: &'static str },
+    /// 409 for an operation that will be allowed later; `Retry-After` says when.
+    #[error("{message}")]
+    TooSoon { code: &'static str, message: String, retry_after_secs: i64 },
     #[error("request body larger than 64 KiB")]
     PayloadTooLarge,
     #[error("expected Content-Type: application/json")]
@@ -81,7 +85,7 @@ impl AppError {
     /// The snake_case code of the envelope.
     pub fn code(&self) -> &str {
         match self {
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::TooSoon { code, .. } => code,
             Self::Unauthorized(Unauthorized::InvalidCredentials) => "invalid_credentials",
             Self::Unauthorized(Unauthorized::MissingToken) => "missing_token",
             Self::Unauthorized(Unauthorized::InvalidToken) => "invalid_token",
@@ -116,7 +120,7 @@ impl ResponseError for AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::TooSoon { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,8 +136,14 @@ impl ResponseError for AppError {
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
-        if let Self::Unauthorized(kind) = self {
-            response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
+        match self {
+            Self::Unauthorized(kind) => {
+                response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
+            }
+            Self::TooSoon { retry_after_secs, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
+            }
+            _ => {}
         }
         response.json(ErrorBody { error: self.code(), message: &self.public_message() })
     }
@@ -196,7 +206,22 @@ impl From<RevocationError> for AppError {
 
 impl From<KeyRingError> for AppError {
     fn from(error: KeyRingError) -> Self {
-        Self::Internal(error.to_string())
+        match error {
+            KeyRingError::RotationRefused(RotationRefused::NextTooYoung { earliest }) => Self::TooSoon {
+                code: "rotation_too_soon",
+                message: format!(
+                    "the next key was published too recently for every verifier to have it; rotation is possible from {}. \
+                     For a compromised key use DELETE /admin/keys/{{kid}}",
+                    earliest.to_rfc3339()
+                ),
+                retry_after_secs: (earliest - chrono::Utc::now()).num_seconds(),
+            },
+            KeyRingError::UnknownKey => Self::NotFound("no key with that kid"),
+            KeyRingError::ConcurrentChange | KeyRingError::Database(_) | KeyRingError::Interrupted => {
+                Self::Unavailable(error.to_string())
+            }
+            other => Self::Internal(other.to_string()),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! HTTP: shared state, the route table, and one module per resource. Handlers stay thin:
 //! parse → authorize → message an actor → map to a response.
 
+mod admin;
 mod auth;
 pub use auth::create_user;
 mod authors;
@@ -66,7 +67,13 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .route(web::put().to(authors::update))
                 .route(web::delete().to(authors::delete)),
         )
+        .service(web::resource("/admin/keys").route(web::get().to(admin::list_keys)))
+        .service(web::resource("/admin/keys/rotate").route(web::post().to(admin::rotate)))
+        .service(web::resource("/admin/keys/{kid}").route(web::delete().to(admin::delete_key)))
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(well_known::jwks)))
+        .service(
+            web::resource("/.well-known/openid-configuration").route(web::get().to(well_known::openid_configuration)),
+        )
         .service(web::resource("/healthz").route(web::get().to(well_known::healthz)))
         .service(web::resource("/readyz").route(web::get().to(well_known::readyz)));
 }

@@ -7,16 +7,16 @@ use actix_web::web::{Data, Header};
 use actix_web::{HttpResponse, Responder};
 use std::time::Duration;
 
-/// How long verifiers may cache the JWKS. The key ring issue ties this to the rotation schedule.
-const JWKS_MAX_AGE_SECS: u32 = 300;
 /// How long `/readyz` waits for the database.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /.well-known/jwks.json`: served from the key ring snapshot; `If-None-Match` → 304.
+/// `max-age` follows the rotation schedule (see [`crate::key_schedule`]).
 pub async fn jwks(state: Data<AppState>, if_none_match: Option<Header<IfNoneMatch>>) -> HttpResponse {
     let snapshot = state.key_ring.snapshot();
     let tag = EntityTag::new_strong(snapshot.etag.trim_matches('"').to_string());
-    let cache = CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(JWKS_MAX_AGE_SECS)]);
+    let max_age = u32::try_from(snapshot.jwks_max_age(state.clock.now())).unwrap_or(0);
+    let cache = CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(max_age)]);
     let unchanged = match if_none_match.map(Header::into_inner) {
         Some(IfNoneMatch::Any) => true,
         Some(IfNoneMatch::Items(tags)) => tags.iter().any(|candidate| candidate.weak_eq(&tag)),
@@ -30,6 +30,26 @@ pub async fn jwks(state: Data<AppState>, if_none_match: Option<Header<IfNoneMatc
         .insert_header(cache)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .body(snapshot.jwks.to_vec())
+}
+
+/// `GET /.well-known/openid-configuration`: discovery metadata (OpenID Connect Discovery 1.0
+/// §3, RFC 8414 §2) pointing verifiers at our JWKS and endpoints.
+pub async fn openid_configuration(state: Data<AppState>) -> HttpResponse {
+    let issuer = state.tokens.issuer.trim_end_matches('/');
+    HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)])).json(
+        serde_json::json!({
+            "issuer": state.tokens.issuer,
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "token_endpoint": format!("{issuer}/login"),
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "introspection_endpoint": format!("{issuer}/introspect"),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "grant_types_supported": ["password", "refresh_token"],
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "claims_supported": ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "name", "groups"],
+        }),
+    )
 }
 
 /// `GET /healthz`: the process is up.

@@ -30,6 +30,11 @@ pub struct TestConfig {
     pub master_key: String,
     pub issuer: Option<String>,
     pub audience: String,
+    pub key_rotation_interval: String,
+    /// Where the app's manual clock starts, relative to the real time.
+    pub clock_offset: chrono::Duration,
+    /// Read the master key from this file instead of MASTER_KEY.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for TestConfig {
@@ -41,6 +46,9 @@ impl Default for TestConfig {
             master_key: BASE64.encode(key),
             issuer: None,
             audience: "library-api".to_string(),
+            key_rotation_interval: "24h".to_string(),
+            clock_offset: chrono::Duration::zero(),
+            master_key_file: None,
         }
     }
 }
@@ -57,9 +65,10 @@ impl TestConfig {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             access_token_ttl: "30m".into(),
+            key_rotation_interval: self.key_rotation_interval.clone(),
             rsa_key_bits: "2048".into(),
-            master_key: Some(self.master_key.clone()),
-            master_key_file: None,
+            master_key: if self.master_key_file.is_some() { None } else { Some(self.master_key.clone()) },
+            master_key_file: self.master_key_file.clone(),
             bcrypt_cost: "4".into(),
             admin_name: Some(ADMIN_NAME.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
@@ -88,7 +97,7 @@ pub async fn spawn_app_with(config: TestConfig) -> TestApp {
 }
 
 pub async fn try_spawn_app(config: TestConfig) -> Result<TestApp, StartupError> {
-    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let clock = Arc::new(ManualClock::new(Utc::now() + config.clock_offset));
     let application = Application::build(config.settings(), clock.clone()).await?;
     let address = format!("http://{}", application.address());
     let (handle, state) = (application.handle(), application.state());
@@ -169,6 +178,27 @@ impl TestApp {
 
     pub async fn admin_token(&self) -> String {
         self.token_for(ADMIN_NAME, ADMIN_PASSWORD).await
+    }
+
+    pub async fn jwks(&self) -> Reply {
+        self.send(self.request(Method::GET, "/.well-known/jwks.json")).await
+    }
+
+    /// The kids the JWKS publishes now.
+    pub async fn published_kids(&self) -> Vec<String> {
+        let jwks = self.jwks().await;
+        jwks.body["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|key| key["kid"].as_str().expect("kid").to_string())
+            .collect()
+    }
+
+    /// Moves the app's clock and lets the key ring act on the new time.
+    pub async fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+        self.state.key_ring.tick().await.expect("key ring tick");
     }
 
     pub async fn create_author(&self, token: &str, name: &str, book: &str) -> Reply {

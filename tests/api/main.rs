@@ -6,6 +6,7 @@ mod durability;
 mod errors;
 mod flows;
 mod helpers;
+mod key_ring;
 mod persistence;
 mod schema;
 mod tokens;
