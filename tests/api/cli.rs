@@ -66,3 +66,41 @@ fn a_bad_setting_stops_the_process_with_one_line_naming_it() {
         assert!(stderr.contains(setting), "{setting}: {stderr}");
     }
 }
+
+#[actix_web::test]
+async fn keys_rotate_from_the_command_line_is_picked_up_by_the_running_service() {
+    // The ring was made 3 h ago (the app's clock runs behind): its next key may sign now.
+    let app = spawn_app_with(TestConfig { clock_offset: chrono::Duration::hours(-3), ..TestConfig::default() }).await;
+    let before = app.current_signing_key().kid().to_string();
+    let rotated = library_api(&app.config, &["keys", "rotate"], &[]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let after = app.current_signing_key().kid().to_string();
+    assert_ne!(after, before);
+    assert!(stdout(&rotated).contains(&after), "{}", stdout(&rotated));
+
+    app.state.key_ring.tick().await.expect("tick");
+    let token = app.user_token("alice").await;
+    assert_eq!(jsonwebtoken::decode_header(&token).expect("header").kid.as_deref(), Some(&*after));
+
+    let too_soon = library_api(&app.config, &["keys", "rotate"], &[]);
+    assert!(!too_soon.status.success());
+    assert!(String::from_utf8_lossy(&too_soon.stderr).contains("too recently"), "{too_soon:?}");
+}
+
+#[actix_web::test]
+async fn keys_rewrap_moves_the_ring_to_a_new_master_key() {
+    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..TestConfig::default() }).await;
+    let token = app.user_token("alice").await;
+    let config = app.stop().await;
+    let new_key_file = config.dir.path().join("new.master.key");
+
+    let rewrapped =
+        library_api(&config, &["keys", "rewrap", "--new-master-key-file", &new_key_file.display().to_string()], &[]);
+    assert!(rewrapped.status.success(), "{rewrapped:?}");
+    assert!(stdout(&rewrapped).contains("re-encrypted 2 key(s)"), "{}", stdout(&rewrapped));
+
+    let with_old_key = crate::helpers::try_spawn_app(config.clone()).await;
+    assert!(with_old_key.is_err(), "the old master key no longer opens the ring");
+    let restarted = spawn_app_with(TestConfig { master_key_file: Some(new_key_file), ..config }).await;
+    assert_eq!(restarted.get("/users/me", &token).await.status, StatusCode::OK, "same keys, new wrapping");
+}
