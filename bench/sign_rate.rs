@@ -34,6 +34,7 @@ fn main() {
         nbf: 1_800_000_000,
         exp: 1_800_001_800,
         jti: uuid::Uuid::new_v4(),
+        sid: uuid::Uuid::new_v4(),
         name: "alice".into(),
         groups: vec![],
     };

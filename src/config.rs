@@ -37,6 +37,9 @@ pub struct SettingsArgs {
     /// Access token lifetime (humantime: 90s, 30m, 1h).
     #[arg(long, env = "ACCESS_TOKEN_TTL", default_value = "30m", global = true)]
     pub access_token_ttl: String,
+    /// Refresh token lifetime (humantime).
+    #[arg(long, env = "REFRESH_TOKEN_TTL", default_value = "14d", global = true)]
+    pub refresh_token_ttl: String,
     /// How long a key signs before the next one takes over.
     #[arg(long, env = "KEY_ROTATION_INTERVAL", default_value = "24h", global = true)]
     pub key_rotation_interval: String,
@@ -72,6 +75,7 @@ impl std::fmt::Debug for SettingsArgs {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_token_ttl", &self.access_token_ttl)
+            .field("refresh_token_ttl", &self.refresh_token_ttl)
             .field("key_rotation_interval", &self.key_rotation_interval)
             .field("rsa_key_bits", &self.rsa_key_bits)
             .field("master_key", &redacted(&self.master_key))
@@ -108,6 +112,7 @@ pub struct Settings {
     pub issuer: Option<String>,
     pub audience: String,
     pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
     pub key_rotation_interval: Duration,
     pub rsa_key_bits: usize,
     pub master_key: MasterKeySource,
@@ -144,6 +149,12 @@ impl Settings {
             issuer: parse_issuer(args.issuer)?,
             audience: non_empty("AUDIENCE", args.audience)?,
             access_token_ttl: parse_ttl("ACCESS_TOKEN_TTL", &args.access_token_ttl, MIN_TTL, MAX_ACCESS_TOKEN_TTL)?,
+            refresh_token_ttl: parse_ttl(
+                "REFRESH_TOKEN_TTL",
+                &args.refresh_token_ttl,
+                MIN_ROTATION_INTERVAL,
+                MAX_ROTATION_INTERVAL,
+            )?,
             key_rotation_interval: parse_ttl(
                 "KEY_ROTATION_INTERVAL",
                 &args.key_rotation_interval,
@@ -284,6 +295,7 @@ mod tests {
             (&["--access-token-ttl", "300000years"], "ACCESS_TOKEN_TTL"),
             (&["--bind-addr", "nowhere"], "BIND_ADDR"),
             (&["--key-rotation-interval", "10s"], "KEY_ROTATION_INTERVAL"),
+            (&["--refresh-token-ttl", "2s"], "REFRESH_TOKEN_TTL"),
             (&["--master-key", "c2hvcnQ="], "MASTER_KEY"),
             (&["--master-key", "!!"], "MASTER_KEY"),
             (&["--issuer", "library"], "ISSUER"),

@@ -15,6 +15,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        family_id -> Text,
+        issued_at -> Timestamp,
+        expires_at -> Timestamp,
+        spent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     revoked_tokens (jti) {
         jti -> Text,
         expires_at -> Timestamp,
@@ -35,6 +45,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    subject_revocations (subject) {
+        subject -> Text,
+        valid_after -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    token_families (id) {
+        id -> Text,
+        user_id -> Integer,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Integer,
         public_id -> Text,
@@ -47,5 +75,15 @@ diesel::table! {
 }
 
 diesel::joinable!(authors -> users (created_by));
+diesel::joinable!(refresh_tokens -> token_families (family_id));
+diesel::joinable!(token_families -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(authors, revoked_tokens, signing_keys, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    authors,
+    refresh_tokens,
+    revoked_tokens,
+    signing_keys,
+    subject_revocations,
+    token_families,
+    users,
+);

@@ -61,9 +61,12 @@ pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> 
     Ok(pool)
 }
 
+fn to_chrono(duration: std::time::Duration) -> Result<chrono::Duration, StartupError> {
+    chrono::Duration::from_std(duration).map_err(|_| StartupError::TokenTtl)
+}
+
 /// Key size and schedule from the settings.
 pub fn key_ring_config(settings: &Settings) -> Result<KeyRingConfig, StartupError> {
-    let to_chrono = |duration| chrono::Duration::from_std(duration).map_err(|_| StartupError::TokenTtl);
     let policy = KeyPolicy {
         rotation_interval: to_chrono(settings.key_rotation_interval)?,
         token_lifetime: to_chrono(settings.access_token_ttl)? + chrono::Duration::seconds(CLOCK_LEEWAY_SECS),
@@ -84,8 +87,10 @@ impl Application {
         let pool = open_database(&settings).await?;
         let db = Database::start(pool, settings.db_pool_size as usize);
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
-        let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config(&settings)?, clock.clone()).await?;
-        let revocations = RevocationsHandle::start(db.clone(), clock.clone()).await?;
+        let key_ring_config = key_ring_config(&settings)?;
+        let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config, clock.clone()).await?;
+        let revocations =
+            RevocationsHandle::start(db.clone(), clock.clone(), key_ring_config.policy.token_lifetime).await?;
 
         let listener = TcpListener::bind(settings.bind_addr)
             .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
@@ -96,8 +101,8 @@ impl Application {
             policy: VerificationPolicy::new(&issuer, &settings.audience),
             issuer,
             audience: settings.audience.clone(),
-            access_token_ttl: chrono::Duration::from_std(settings.access_token_ttl)
-                .map_err(|_| StartupError::TokenTtl)?,
+            access_token_ttl: to_chrono(settings.access_token_ttl)?,
+            refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
         };
         let state = Data::new(AppState { db, passwords, key_ring, revocations, clock, tokens });
         if let Some(admin) = &settings.initial_admin {

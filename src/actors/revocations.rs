@@ -1,19 +1,22 @@
-//! `Revocations`: the deny list of access tokens revoked before they expire (`/logout`).
-//! Every revocation is written to the database before it is acknowledged, so it survives a
-//! restart; the in-memory [`DenyList`] answers the per-request check without any message.
+//! `Revocations`: everything that ends access tokens before they expire (API.md "Tokens"):
+//! single tokens (`jti`, by `/logout` and RFC 7009), sessions (a login's token family, `sid`),
+//! and subjects (every token of a user up to a moment: log out everywhere, deletion, admin
+//! change). Each revocation is written to the database before it is acknowledged, and loaded
+//! again at start; the in-memory [`DenyList`] answers the per-request check with three hash
+//! lookups under one read lock, without any message.
 
 use super::db::{Database, DbError, DbUnavailable};
 use crate::clock::SharedClock;
-use crate::db::revocations;
-use crate::tokens::CLOCK_LEEWAY_SECS;
+use crate::db::{DbConn, revocations, sessions};
+use crate::tokens::AccessClaims;
 use actix::prelude::*;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration as TimeDelta, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// How often revocations of tokens that have expired anyway are dropped.
+/// How often revocations that no longer matter are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
@@ -36,32 +39,83 @@ impl From<DbError> for RevocationError {
     }
 }
 
-/// Revoked token ids with the time (unix seconds) after which the token is refused anyway. Read by request handlers; written only
-/// by the [`Revocations`] actor.
+/// Every access token of a subject issued at or before `valid_after` (unix seconds) is refused.
+#[derive(Debug, Clone, Copy)]
+struct SubjectCutoff {
+    valid_after: i64,
+    keep_until: i64,
+}
+
+#[derive(Debug, Default)]
+struct Denied {
+    /// jti → unix time after which the token is refused anyway.
+    tokens: HashMap<Uuid, i64>,
+    /// sid → unix time after which every token of the session is refused anyway.
+    sessions: HashMap<Uuid, i64>,
+    subjects: HashMap<Uuid, SubjectCutoff>,
+}
+
+/// Why a valid-looking token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    Token,
+    Session,
+    Subject,
+}
+
+/// The deny list. Read by request handlers; written only by the [`Revocations`] actor.
 #[derive(Debug, Default)]
 pub struct DenyList {
-    revoked: RwLock<HashMap<Uuid, i64>>,
+    denied: RwLock<Denied>,
 }
 
 impl DenyList {
-    pub fn is_revoked(&self, jti: &Uuid) -> bool {
-        self.revoked.read().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(jti)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Denied> {
+        self.denied.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Denied> {
+        self.denied.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether (and why) a token with these claims has been revoked. O(1).
+    pub fn check(&self, claims: &AccessClaims) -> Option<Denial> {
+        let denied = self.read();
+        if denied.tokens.contains_key(&claims.jti) {
+            Some(Denial::Token)
+        } else if denied.sessions.contains_key(&claims.sid) {
+            Some(Denial::Session)
+        } else if denied.subjects.get(&claims.sub).is_some_and(|cutoff| claims.iat <= cutoff.valid_after) {
+            Some(Denial::Subject)
+        } else {
+            None
+        }
+    }
+
+    /// Tokens of `subject` must be issued after this unix second to be accepted.
+    pub fn subject_valid_after(&self, subject: &Uuid) -> Option<i64> {
+        self.read().subjects.get(subject).map(|cutoff| cutoff.valid_after)
+    }
+
+    pub fn is_session_revoked(&self, sid: &Uuid) -> bool {
+        self.read().sessions.contains_key(sid)
+    }
+
+    /// Entries held: revoked tokens, sessions and subjects.
     pub fn len(&self) -> usize {
-        self.revoked.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+        let denied = self.read();
+        denied.tokens.len() + denied.sessions.len() + denied.subjects.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    fn insert(&self, jti: Uuid, expires_at: i64) {
-        self.revoked.write().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(jti, expires_at);
-    }
-
     fn prune(&self, now: i64) {
-        self.revoked.write().unwrap_or_else(|poisoned| poisoned.into_inner()).retain(|_, expires_at| *expires_at > now);
+        let mut denied = self.write();
+        denied.tokens.retain(|_, keep_until| *keep_until > now);
+        denied.sessions.retain(|_, keep_until| *keep_until > now);
+        denied.subjects.retain(|_, cutoff| cutoff.keep_until > now);
     }
 }
 
@@ -69,6 +123,8 @@ struct Revocations {
     db: Database,
     clock: SharedClock,
     list: Arc<DenyList>,
+    /// Access token lifetime plus leeway: how long a revocation must be remembered.
+    token_lifetime: TimeDelta,
 }
 
 impl Actor for Revocations {
@@ -79,7 +135,7 @@ impl Actor for Revocations {
     }
 }
 
-/// Drops revocations of tokens that are refused anyway by now; answers how many rows went.
+/// Drops what is refused anyway by now; answers how many stored rows went.
 #[derive(Message)]
 #[rtype(result = "Result<usize, RevocationError>")]
 struct Prune;
@@ -89,44 +145,115 @@ impl Handler<Prune> for Revocations {
 
     fn handle(&mut self, _: Prune, _: &mut Self::Context) -> Self::Result {
         let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
+        let revoked_before = (now - self.token_lifetime).naive_utc();
         Box::pin(async move {
             list.prune(now.timestamp());
-            let pruned =
-                db.query(move |conn| revocations::prune(conn, now.naive_utc())).await.inspect_err(|error| {
-                    log::warn!("pruning revocations failed (will retry): {error}");
-                })?;
+            let pruned = db
+                .query(move |conn| {
+                    let tokens = revocations::prune(conn, now.naive_utc())?;
+                    Ok(tokens + sessions::prune(conn, now.naive_utc(), revoked_before)?)
+                })
+                .await
+                .inspect_err(|error| log::warn!("pruning revocations failed (will retry): {error}"))?;
             if pruned > 0 {
-                log::info!("pruned {pruned} expired revocations");
+                log::info!("pruned {pruned} expired revocation and session rows");
             }
             Ok(pruned)
         })
     }
 }
 
-/// Revokes token `jti`, valid until `expires_at`.
-///
-/// The entry is kept until `expires_at` plus the verification leeway: until then an unrevoked
-/// copy of the token would still be accepted.
+/// Revokes one access token, valid until `expires_at`.
 #[derive(Message)]
 #[rtype(result = "Result<(), RevocationError>")]
-struct Revoke {
+struct RevokeToken {
     jti: Uuid,
     expires_at: DateTime<Utc>,
 }
 
-impl Handler<Revoke> for Revocations {
+impl Handler<RevokeToken> for Revocations {
     type Result = ResponseFuture<Result<(), RevocationError>>;
 
-    fn handle(&mut self, msg: Revoke, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: RevokeToken, _: &mut Self::Context) -> Self::Result {
         let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
+        // Until exp plus the leeway an unrevoked copy would still be accepted.
+        let keep_until = msg.expires_at + leeway();
         Box::pin(async move {
             let jti = msg.jti.to_string();
-            let keep_until = msg.expires_at + chrono::Duration::seconds(CLOCK_LEEWAY_SECS);
-            let expires_at = keep_until.naive_utc();
-            db.query(move |conn| revocations::insert(conn, &jti, expires_at, now.naive_utc())).await?;
+            db.query(move |conn| revocations::insert(conn, &jti, keep_until.naive_utc(), now.naive_utc())).await?;
             // Only once it is stored: an acknowledged revocation survives a restart.
-            list.insert(msg.jti, keep_until.timestamp());
+            list.write().tokens.insert(msg.jti, keep_until.timestamp());
             Ok(())
+        })
+    }
+}
+
+fn leeway() -> TimeDelta {
+    TimeDelta::seconds(crate::tokens::CLOCK_LEEWAY_SECS)
+}
+
+/// Revokes a session: every refresh token of the family and every access token issued from it.
+#[derive(Message)]
+#[rtype(result = "Result<(), RevocationError>")]
+struct RevokeSession {
+    sid: Uuid,
+}
+
+impl Handler<RevokeSession> for Revocations {
+    type Result = ResponseFuture<Result<(), RevocationError>>;
+
+    fn handle(&mut self, msg: RevokeSession, _: &mut Self::Context) -> Self::Result {
+        let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
+        // Its access tokens were all issued before now, so they expire within one lifetime.
+        let keep_until = now + self.token_lifetime;
+        Box::pin(async move {
+            let sid = msg.sid.to_string();
+            db.query(move |conn| sessions::revoke_family(conn, &sid, now.naive_utc())).await?;
+            list.write().sessions.insert(msg.sid, keep_until.timestamp());
+            Ok(())
+        })
+    }
+}
+
+/// Work done in the same transaction as a subject revocation (e.g. deleting the user).
+type SubjectChange<T, E> = Box<dyn FnOnce(&mut DbConn) -> Result<T, E> + Send>;
+
+/// Ends every token of `subject` issued until now, together with `change`, atomically.
+struct EndSubject<T, E> {
+    subject: Uuid,
+    change: SubjectChange<T, E>,
+}
+
+impl<T: 'static, E: 'static> Message for EndSubject<T, E> {
+    type Result = Result<T, E>;
+}
+
+impl<T, E> Handler<EndSubject<T, E>> for Revocations
+where
+    T: Send + 'static,
+    E: From<diesel::result::Error> + From<DbUnavailable> + Send + 'static,
+{
+    type Result = ResponseFuture<Result<T, E>>;
+
+    fn handle(&mut self, msg: EndSubject<T, E>, _: &mut Self::Context) -> Self::Result {
+        let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
+        let cutoff =
+            SubjectCutoff { valid_after: now.timestamp(), keep_until: (now + self.token_lifetime).timestamp() };
+        let (valid_after, keep_until) = (now.naive_utc(), (now + self.token_lifetime).naive_utc());
+        Box::pin(async move {
+            let subject = msg.subject.to_string();
+            let change = msg.change;
+            let result = db
+                .run(move |conn| {
+                    crate::db::write_transaction(conn, |conn| -> Result<T, E> {
+                        let result = change(conn)?;
+                        sessions::revoke_subject(conn, &subject, valid_after, keep_until)?;
+                        Ok(result)
+                    })
+                })
+                .await?;
+            list.write().subjects.insert(msg.subject, cutoff);
+            Ok(result)
         })
     }
 }
@@ -139,36 +266,73 @@ pub struct RevocationsHandle {
 }
 
 impl RevocationsHandle {
-    /// Loads the revocations of tokens that have not expired yet, then starts the actor.
-    pub async fn start(db: Database, clock: SharedClock) -> Result<Self, RevocationError> {
+    /// Loads every revocation still in force, then starts the actor. `token_lifetime` is the
+    /// access token TTL plus the verification leeway.
+    pub async fn start(db: Database, clock: SharedClock, token_lifetime: TimeDelta) -> Result<Self, RevocationError> {
         let now = clock.now();
-        let live = db.query(move |conn| revocations::live(conn, now.naive_utc())).await?;
-        let list = Arc::new(DenyList::default());
-        for (jti, expires_at) in live {
-            // Rows are written only by us; one that does not parse cannot match any token.
-            if let Ok(jti) = Uuid::parse_str(&jti) {
-                list.insert(jti, expires_at.and_utc().timestamp());
-            }
-        }
-        let addr = Revocations { db, clock, list: list.clone() }.start();
+        let (naive_now, revoked_since) = (now.naive_utc(), (now - token_lifetime).naive_utc());
+        let (tokens, families, subjects) = db
+            .query(move |conn| {
+                Ok((
+                    revocations::live(conn, naive_now)?,
+                    sessions::revoked_families_since(conn, revoked_since)?,
+                    sessions::live_subject_revocations(conn, naive_now)?,
+                ))
+            })
+            .await?;
+        // Rows are written only by us; one whose id does not parse cannot match any token.
+        let parse = |id: &str| Uuid::parse_str(id).ok();
+        let denied = Denied {
+            tokens: tokens.iter().filter_map(|(jti, until)| Some((parse(jti)?, until.and_utc().timestamp()))).collect(),
+            sessions: families
+                .iter()
+                .filter_map(|(sid, revoked_at)| {
+                    Some((parse(sid)?, (revoked_at.and_utc() + token_lifetime).timestamp()))
+                })
+                .collect(),
+            subjects: subjects
+                .iter()
+                .filter_map(|(subject, valid_after, until)| {
+                    let cutoff = SubjectCutoff {
+                        valid_after: valid_after.and_utc().timestamp(),
+                        keep_until: until.and_utc().timestamp(),
+                    };
+                    Some((parse(subject)?, cutoff))
+                })
+                .collect(),
+        };
+        let list = Arc::new(DenyList { denied: RwLock::new(denied) });
+        let addr = Revocations { db, clock, list: list.clone(), token_lifetime }.start();
         Ok(Self { list, addr })
     }
 
-    pub fn is_revoked(&self, jti: &Uuid) -> bool {
-        self.list.is_revoked(jti)
+    pub fn deny_list(&self) -> &DenyList {
+        &self.list
     }
 
-    /// Revokes a token; returns once the revocation is stored.
-    pub async fn revoke(&self, jti: Uuid, expires_at: DateTime<Utc>) -> Result<(), RevocationError> {
-        self.addr.send(Revoke { jti, expires_at }).await.map_err(|_| RevocationError::Unavailable)?
+    /// Revokes one access token; returns once the revocation is stored.
+    pub async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> Result<(), RevocationError> {
+        self.addr.send(RevokeToken { jti, expires_at }).await.map_err(|_| RevocationError::Unavailable)?
+    }
+
+    /// Revokes a session (token family); returns once stored.
+    pub async fn revoke_session(&self, sid: Uuid) -> Result<(), RevocationError> {
+        self.addr.send(RevokeSession { sid }).await.map_err(|_| RevocationError::Unavailable)?
+    }
+
+    /// Runs `change` and ends every token of `subject` issued until now, in one transaction.
+    pub async fn end_subject<T, E, F>(&self, subject: Uuid, change: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<diesel::result::Error> + From<DbUnavailable> + From<RevocationError> + Send + 'static,
+    {
+        let message = EndSubject { subject, change: Box::new(change) };
+        self.addr.send(message).await.map_err(|_| E::from(RevocationError::Unavailable))?
     }
 
     /// Prunes now instead of at the next interval (tests, and operators' tools).
     pub async fn prune_now(&self) -> Result<usize, RevocationError> {
         self.addr.send(Prune).await.map_err(|_| RevocationError::Unavailable)?
-    }
-
-    pub fn deny_list(&self) -> &DenyList {
-        &self.list
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod authors;
 pub mod revocations;
+pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 

@@ -54,3 +54,17 @@ pub fn find_by_public_id(conn: &mut DbConn, public_id: &str) -> QueryResult<Opti
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<User>> {
     users::table.order(users::id).select(User::as_select()).load(conn)
 }
+
+/// Sets a user's admin flag; `NotFound` when there is no such user.
+pub fn set_admin(conn: &mut DbConn, public_id: &str, admin: bool) -> QueryResult<User> {
+    diesel::update(users::table.filter(users::public_id.eq(public_id)))
+        .set(users::admin.eq(admin))
+        .returning(User::as_returning())
+        .get_result(conn)
+}
+
+/// Deletes a user (their sessions go with them; their authors stay, without a creator).
+/// Returns how many users were deleted (0 or 1).
+pub fn delete_by_public_id(conn: &mut DbConn, public_id: &str) -> QueryResult<usize> {
+    diesel::delete(users::table.filter(users::public_id.eq(public_id))).execute(conn)
+}

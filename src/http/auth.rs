@@ -2,13 +2,14 @@
 
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
-use super::extract::{AuthenticatedUser, JsonBody};
+use super::extract::{AuthenticatedUser, FormOrJson, JsonBody};
 use crate::db::UniqueField;
+use crate::db::sessions::{self, Refresh};
 use crate::db::users::{self, User};
 use crate::domain::{Password, UserName, name_key};
-use crate::tokens::{ADMIN_GROUP, AccessClaims};
+use crate::tokens::{AccessClaims, MAX_REFRESH_TOKEN_LEN, generate_refresh_token, hash_refresh_token};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
-use actix_web::web::{Data, Payload};
+use actix_web::web::{Data, Payload, Query};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -64,11 +65,27 @@ struct TokenResponse<'a> {
     access_token: &'a str,
     token_type: &'static str,
     expires_in: i64,
+    refresh_token: &'a str,
     /// The seed's name for the access token, kept for its clients.
     token: &'a str,
 }
 
-/// `POST /login` with HTTP Basic (RFC 7617) or a JSON body → 200 with an access token.
+/// The token pair response (RFC 6749 §5.1): never cached.
+fn token_response(access_token: &str, claims: &AccessClaims, refresh_token: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: claims.exp - claims.iat,
+            refresh_token,
+            token: access_token,
+        })
+}
+
+/// `POST /login` with HTTP Basic (RFC 7617) or a JSON body → 200 with an access token and a
+/// refresh token; the login starts a new session (token family).
 pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) -> Result<HttpResponse, AppError> {
     let Credentials { name, password } = read_credentials(&req, payload).await?;
     if password.len() > Password::MAX_BYTES {
@@ -81,17 +98,58 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
     let matches = state.passwords.verify(&password, user.as_ref().map(|user| user.password_hash.clone())).await?;
     let user = user.filter(|_| matches).ok_or(AppError::Unauthorized(Unauthorized::InvalidCredentials))?;
 
-    let (token, claims) = issue_access_token(&state, &user)?;
-    Ok(HttpResponse::Ok()
-        // RFC 6749 §5.1: token responses must not be cached.
-        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(TokenResponse {
-            access_token: &token,
-            token_type: "Bearer",
-            expires_in: claims.exp - claims.iat,
-            token: &token,
-        }))
+    let sid = Uuid::new_v4();
+    let refresh = generate_refresh_token();
+    let now = state.clock.now();
+    let (family, user_id, hash) = (sid.to_string(), user.id, refresh.hash.clone());
+    let expires_at = (now + state.tokens.refresh_token_ttl).naive_utc();
+    state
+        .db
+        .query(move |conn| sessions::start_family(conn, &family, user_id, &hash, now.naive_utc(), expires_at))
+        .await?;
+    let (access_token, claims) = state.issue_access_token(&user, sid)?;
+    Ok(token_response(&access_token, &claims, &refresh.token))
+}
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /token/refresh` → 200 with a new pair; the presented refresh token is spent. Presenting
+/// a spent one again revokes its whole session (refresh token reuse detection, RFC 6819
+/// §5.2.2.3): one of the two parties holding it is an attacker, and we cannot tell which.
+pub async fn refresh(
+    state: Data<AppState>,
+    FormOrJson(body): FormOrJson<RefreshRequest>,
+) -> Result<HttpResponse, AppError> {
+    let invalid = AppError::Unauthorized(Unauthorized::InvalidGrant);
+    if body.refresh_token.is_empty() || body.refresh_token.len() > MAX_REFRESH_TOKEN_LEN {
+        return Err(invalid);
+    }
+    let presented = hash_refresh_token(&body.refresh_token);
+    let replacement = generate_refresh_token();
+    let now = state.clock.now();
+    let (new_hash, expires_at) = (replacement.hash.clone(), (now + state.tokens.refresh_token_ttl).naive_utc());
+    let outcome = state
+        .db
+        .query(move |conn| sessions::rotate_refresh_token(conn, &presented, &new_hash, now.naive_utc(), expires_at))
+        .await?;
+    match outcome {
+        Refresh::Rotated { user, family_id } => {
+            let sid = Uuid::parse_str(&family_id).map_err(|e| AppError::Internal(format!("stored family id: {e}")))?;
+            let (access_token, claims) = state.issue_access_token(&user, sid)?;
+            Ok(token_response(&access_token, &claims, &replacement.token))
+        }
+        Refresh::Reused { family_id } => {
+            log::warn!("refresh token reuse detected: session {family_id} revoked");
+            if let Ok(sid) = Uuid::parse_str(&family_id) {
+                state.revocations.revoke_session(sid).await?;
+            }
+            Err(invalid)
+        }
+        Refresh::Invalid => Err(invalid),
+    }
 }
 
 /// Basic credentials if an `Authorization: Basic` header is present, else the JSON body.
@@ -117,37 +175,39 @@ fn parse_basic(header_value: &[u8]) -> Option<Credentials> {
     Some(Credentials { name: name.to_string(), password: password.to_string() })
 }
 
-/// Signs a new access token for `user` with the current key (RFC 9068 claims).
-fn issue_access_token(state: &AppState, user: &User) -> Result<(String, AccessClaims), AppError> {
-    let now = state.clock.now().timestamp();
-    let claims = AccessClaims {
-        iss: state.tokens.issuer.clone(),
-        sub: Uuid::parse_str(&user.public_id).map_err(|e| AppError::Internal(format!("stored public_id: {e}")))?,
-        aud: state.tokens.audience.clone(),
-        iat: now,
-        nbf: now,
-        exp: now + state.tokens.access_token_ttl.num_seconds(),
-        jti: Uuid::new_v4(),
-        name: user.name.clone(),
-        groups: if user.admin { vec![ADMIN_GROUP.to_string()] } else { Vec::new() },
-    };
-    let snapshot = state.key_ring.snapshot();
-    let key = snapshot.current.as_ref().ok_or_else(|| AppError::Unavailable("no current signing key".into()))?;
-    let token = key.sign(&claims).map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok((token, claims))
+#[derive(Deserialize)]
+pub struct LogoutQuery {
+    #[serde(default)]
+    all: bool,
 }
 
-/// `POST /logout` → 204; the presented token stops working.
+/// `POST /logout` → 204: the presented access token and its session (refresh tokens and every
+/// access token of that login) stop working. `?all=true`: every token the user holds, issued
+/// until now, stops working, on every device.
 pub async fn logout(
     state: Data<AppState>,
     AuthenticatedUser(claims): AuthenticatedUser,
+    Query(query): Query<LogoutQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let expires_at =
-        chrono::DateTime::from_timestamp(claims.exp, 0).ok_or_else(|| AppError::Internal("exp out of range".into()))?;
-    state.revocations.revoke(claims.jti, expires_at).await?;
+    if query.all {
+        let (subject, now) = (claims.sub.to_string(), state.clock.now().naive_utc());
+        state
+            .revocations
+            .end_subject(claims.sub, move |conn| -> Result<(), AppError> {
+                if let Some(user) = users::find_by_public_id(conn, &subject)? {
+                    sessions::revoke_user_families(conn, user.id, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+    } else {
+        let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
+            .ok_or_else(|| AppError::Internal("exp out of range".into()))?;
+        state.revocations.revoke_token(claims.jti, expires_at).await?;
+        state.revocations.revoke_session(claims.sid).await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,6 +29,8 @@ pub enum Unauthorized {
     MissingToken,
     /// A token was sent and is not acceptable.
     InvalidToken,
+    /// A refresh token that is unknown, expired, spent or revoked.
+    InvalidGrant,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,7 @@ impl AppError {
             Self::Unauthorized(Unauthorized::InvalidCredentials) => "invalid_credentials",
             Self::Unauthorized(Unauthorized::MissingToken) => "missing_token",
             Self::Unauthorized(Unauthorized::InvalidToken) => "invalid_token",
+            Self::Unauthorized(Unauthorized::InvalidGrant) => "invalid_grant",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::PayloadTooLarge => "payload_too_large",
@@ -106,6 +109,9 @@ impl AppError {
                 "an access token is required (Authorization: Bearer)".into()
             }
             Self::Unauthorized(Unauthorized::InvalidToken) => "the access token is invalid, expired or revoked".into(),
+            Self::Unauthorized(Unauthorized::InvalidGrant) => {
+                "the refresh token is invalid, expired, already used or revoked; log in again".into()
+            }
             Self::Unavailable(_) => "the service is temporarily unavailable; try again".into(),
             Self::Internal(_) => "internal error".into(),
             other => other.to_string(),
@@ -153,7 +159,9 @@ fn challenge(kind: Unauthorized) -> String {
     match kind {
         Unauthorized::InvalidCredentials => format!("Basic realm=\"{REALM}\""),
         Unauthorized::MissingToken => format!("Bearer realm=\"{REALM}\""),
-        Unauthorized::InvalidToken => format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+        Unauthorized::InvalidToken | Unauthorized::InvalidGrant => {
+            format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"")
+        }
     }
 }
 

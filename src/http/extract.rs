@@ -26,40 +26,81 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let is_json = has_json_content_type(req);
-        let declared_length = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = read_body(req, payload);
         Box::pin(async move {
             if !is_json {
                 return Err(AppError::UnsupportedMediaType);
             }
-            if declared_length.is_some_and(|length| length > JSON_BODY_LIMIT) {
-                return Err(AppError::PayloadTooLarge);
-            }
-            let mut body = BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
-                if body.len() + chunk.len() > JSON_BODY_LIMIT {
-                    return Err(AppError::PayloadTooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            parse_json_object(&body).map(JsonBody)
+            parse_json_object(&body.await?).map(JsonBody)
         })
     }
 }
 
+/// A request body as JSON (like [`JsonBody`]) or as `application/x-www-form-urlencoded`, the
+/// encoding OAuth endpoints use (RFC 7009 §2.1, RFC 7662 §2.1).
+#[derive(Debug)]
+pub struct FormOrJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for FormOrJson<T> {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (is_json, is_form) =
+            (has_json_content_type(req), has_content_type(req, "application/x-www-form-urlencoded"));
+        let body = read_body(req, payload);
+        Box::pin(async move {
+            let body = if is_json || is_form { body.await? } else { return Err(AppError::UnsupportedMediaType) };
+            if is_json {
+                return parse_json_object(&body).map(FormOrJson);
+            }
+            serde_urlencoded::from_bytes(&body)
+                .map(FormOrJson)
+                .map_err(|e| AppError::bad_request("invalid_body", format!("the form does not fit this request: {e}")))
+        })
+    }
+}
+
+/// Reads the whole body, refusing more than [`JSON_BODY_LIMIT`] bytes (413) before reading
+/// them when `Content-Length` already says so.
+fn read_body(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static, Result<BytesMut, AppError>> {
+    let declared_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if declared_length.is_some_and(|length| length > JSON_BODY_LIMIT) {
+            return Err(AppError::PayloadTooLarge);
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
+            if body.len() + chunk.len() > JSON_BODY_LIMIT {
+                return Err(AppError::PayloadTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    })
+}
+
+fn has_content_type(req: &HttpRequest, expected: &str) -> bool {
+    content_type_essence(req).is_some_and(|essence| essence == expected)
+}
+
+fn content_type_essence(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
 /// `application/json` or any `application/*+json`, with any parameters.
 pub fn has_json_content_type(req: &HttpRequest) -> bool {
-    let Some(Ok(value)) = req.headers().get(header::CONTENT_TYPE).map(|value| value.to_str()) else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    content_type_essence(req).is_some_and(|essence| {
+        essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    })
 }
 
 /// Parses a JSON object strictly (see [`JsonBody`]).

@@ -3,6 +3,7 @@
 
 mod admin;
 mod auth;
+mod oauth;
 pub use auth::create_user;
 mod authors;
 pub mod errors;
@@ -15,9 +16,11 @@ use crate::actors::key_ring::KeyRingHandle;
 use crate::actors::passwords::Passwords;
 use crate::actors::revocations::RevocationsHandle;
 use crate::clock::SharedClock;
+use crate::db::users::User;
 use crate::tokens::{self, AccessClaims, TokenRejection, VerificationPolicy};
 use actix_web::web::{self, ServiceConfig};
 use errors::AppError;
+use uuid::Uuid;
 
 /// Token issuing parameters, fixed at start.
 #[derive(Debug, Clone)]
@@ -25,6 +28,7 @@ pub struct TokenSettings {
     pub issuer: String,
     pub audience: String,
     pub access_token_ttl: chrono::Duration,
+    pub refresh_token_ttl: chrono::Duration,
     pub policy: VerificationPolicy,
 }
 
@@ -45,10 +49,37 @@ impl AppState {
         let snapshot = self.key_ring.snapshot();
         let claims =
             tokens::verify(token, &snapshot.verification_keys, &self.tokens.policy, self.clock.now().timestamp())?;
-        if self.revocations.is_revoked(&claims.jti) {
-            return Err(TokenRejection::Revoked);
+        match self.revocations.deny_list().check(&claims) {
+            Some(_) => Err(TokenRejection::Revoked),
+            None => Ok(claims),
         }
-        Ok(claims)
+    }
+
+    /// Signs a new access token for `user` in session `sid`, with the current key (RFC 9068).
+    pub fn issue_access_token(&self, user: &User, sid: Uuid) -> Result<(String, AccessClaims), AppError> {
+        let sub = Uuid::parse_str(&user.public_id).map_err(|e| AppError::Internal(format!("stored public_id: {e}")))?;
+        let mut now = self.clock.now().timestamp();
+        // After "log out everywhere" in this very second, tokens issued at or before that second
+        // are refused; a token issued later in it must be dated after it to live.
+        if let Some(valid_after) = self.revocations.deny_list().subject_valid_after(&sub) {
+            now = now.max(valid_after + 1);
+        }
+        let claims = AccessClaims {
+            iss: self.tokens.issuer.clone(),
+            sub,
+            aud: self.tokens.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp: now + self.tokens.access_token_ttl.num_seconds(),
+            jti: Uuid::new_v4(),
+            sid,
+            name: user.name.clone(),
+            groups: if user.admin { vec![tokens::ADMIN_GROUP.to_string()] } else { Vec::new() },
+        };
+        let snapshot = self.key_ring.snapshot();
+        let key = snapshot.current.as_ref().ok_or_else(|| AppError::Unavailable("no current signing key".into()))?;
+        let token = key.sign(&claims).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok((token, claims))
     }
 }
 
@@ -57,8 +88,16 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(web::resource("/register").route(web::post().to(auth::register)))
         .service(web::resource("/login").route(web::post().to(auth::login)))
         .service(web::resource("/logout").route(web::post().to(auth::logout)))
+        .service(web::resource("/token/refresh").route(web::post().to(auth::refresh)))
+        .service(web::resource("/revoke").route(web::post().to(oauth::revoke)))
+        .service(web::resource("/introspect").route(web::post().to(oauth::introspect)))
         .service(web::resource("/users/me").route(web::get().to(users::me)))
         .service(web::resource("/users").route(web::get().to(users::list)))
+        .service(
+            web::resource("/users/{public_id}")
+                .route(web::patch().to(users::update))
+                .route(web::delete().to(users::delete)),
+        )
         .service(web::resource("/authors").route(web::get().to(authors::list)).route(web::post().to(authors::create)))
         .service(web::resource("/author").route(web::post().to(authors::create)))
         .service(

@@ -3,12 +3,14 @@
 
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
-use super::extract::{AdminUser, AuthenticatedUser};
+use super::extract::{AdminUser, AuthenticatedUser, JsonBody};
+use crate::db::sessions;
 use crate::db::users::{self, User};
 use actix_web::HttpResponse;
-use actix_web::web::Data;
+use actix_web::web::{Data, Path};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// A user as clients see it.
 #[derive(Serialize)]
@@ -43,4 +45,72 @@ struct UserList {
 pub async fn list(state: Data<AppState>, _: AdminUser) -> Result<HttpResponse, AppError> {
     let users = state.db.query(users::list).await?;
     Ok(HttpResponse::Ok().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
+}
+
+/// A user's `public_id` from the path; anything that is not a UUID names no user.
+fn public_id(path: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(path).map_err(|_| AppError::NotFound("no such user"))
+}
+
+#[derive(Deserialize)]
+pub struct AdminChange {
+    admin: bool,
+}
+
+/// `PATCH /users/{public_id}` `{"admin": bool}` (admin) → 200 user. A change ends the user's
+/// existing tokens, so a demoted admin's old token no longer carries `groups: ["admin"]`.
+pub async fn update(
+    state: Data<AppState>,
+    AdminUser(caller): AdminUser,
+    path: Path<String>,
+    JsonBody(change): JsonBody<AdminChange>,
+) -> Result<HttpResponse, AppError> {
+    let subject = public_id(&path)?;
+    let id = subject.to_string();
+    let user = state
+        .db
+        .query(move |conn| users::find_by_public_id(conn, &id))
+        .await?
+        .ok_or(AppError::NotFound("no such user"))?;
+    if user.admin == change.admin {
+        return Ok(HttpResponse::Ok().json(UserView::from(user)));
+    }
+    let (id, admin, now) = (subject.to_string(), change.admin, state.clock.now().naive_utc());
+    let user = state
+        .revocations
+        .end_subject(subject, move |conn| -> Result<User, AppError> {
+            let user = users::set_admin(conn, &id, admin)?;
+            sessions::revoke_user_families(conn, user.id, now)?;
+            Ok(user)
+        })
+        .await?;
+    log::info!(
+        "admin {} set admin={} for {} ({}); their tokens were ended",
+        caller.name,
+        user.admin,
+        user.name,
+        user.public_id
+    );
+    Ok(HttpResponse::Ok().json(UserView::from(user)))
+}
+
+/// `DELETE /users/{public_id}` (admin) → 204; the user's tokens die with them.
+pub async fn delete(
+    state: Data<AppState>,
+    AdminUser(caller): AdminUser,
+    path: Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let subject = public_id(&path)?;
+    let id = subject.to_string();
+    state
+        .revocations
+        .end_subject(subject, move |conn| -> Result<(), AppError> {
+            match users::delete_by_public_id(conn, &id)? {
+                0 => Err(AppError::NotFound("no such user")),
+                _ => Ok(()),
+            }
+        })
+        .await?;
+    log::info!("admin {} deleted user {subject}", caller.name);
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -2,9 +2,11 @@
 //! key parsed once, and verification. Pure code: no actors, no I/O, time passed in.
 
 mod keys;
+mod refresh;
 mod verify;
 
 pub use keys::{Jwk, KeyError, SigningKey, generate_pkcs8};
+pub use refresh::{MAX_REFRESH_TOKEN_LEN, NewRefreshToken, generate_refresh_token, hash_refresh_token};
 pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, verify};
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,9 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique per token; what `/logout` revokes.
     pub jti: Uuid,
+    /// The session (token family, one login) the token was issued from; revoking the family
+    /// ends every token of that login.
+    pub sid: Uuid,
     pub name: String,
     /// `[]` or `["admin"]`.
     pub groups: Vec<String>,

@@ -156,7 +156,7 @@ mod tests {
 
     fn claims() -> serde_json::Value {
         json!({"iss": "http://issuer", "sub": Uuid::new_v4(), "aud": "library-api", "iat": NOW, "nbf": NOW,
-               "exp": NOW + 60, "jti": Uuid::new_v4(), "name": "alice", "groups": []})
+               "exp": NOW + 60, "jti": Uuid::new_v4(), "sid": Uuid::new_v4(), "name": "alice", "groups": []})
     }
 
     fn with(
@@ -307,6 +307,12 @@ mod tests {
                 "no jti",
                 Box::new(|c| {
                     c.remove("jti");
+                }),
+            ),
+            (
+                "no sid",
+                Box::new(|c| {
+                    c.remove("sid");
                 }),
             ),
             (

@@ -65,6 +65,7 @@ impl TestConfig {
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             access_token_ttl: "30m".into(),
+            refresh_token_ttl: "14d".into(),
             key_rotation_interval: self.key_rotation_interval.clone(),
             rsa_key_bits: "2048".into(),
             master_key: if self.master_key_file.is_some() { None } else { Some(self.master_key.clone()) },
