@@ -111,6 +111,16 @@ impl DenyList {
         self.len() == 0
     }
 
+    /// Heap bytes held by the three tables (hashbrown: one entry plus one control byte per
+    /// bucket), for the README's memory figure and for metrics.
+    pub fn heap_bytes(&self) -> usize {
+        fn table<K, V>(map: &HashMap<K, V>) -> usize {
+            map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        let denied = self.read();
+        table(&denied.tokens) + table(&denied.sessions) + table(&denied.subjects)
+    }
+
     fn prune(&self, now: i64) {
         let mut denied = self.write();
         denied.tokens.retain(|_, keep_until| *keep_until > now);
@@ -237,9 +247,14 @@ where
 
     fn handle(&mut self, msg: EndSubject<T, E>, _: &mut Self::Context) -> Self::Result {
         let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
+        // Tokens issued after an earlier cutoff in this same second were dated one second past
+        // it (see `AppState::issue_access_token`); the new cutoff must cover them too.
+        let earlier = list.subject_valid_after(&msg.subject);
+        let valid_after_secs = earlier.map_or(now.timestamp(), |earlier| now.timestamp().max(earlier + 1));
+        let valid_after_time = DateTime::from_timestamp(valid_after_secs, 0).unwrap_or(now);
         let cutoff =
-            SubjectCutoff { valid_after: now.timestamp(), keep_until: (now + self.token_lifetime).timestamp() };
-        let (valid_after, keep_until) = (now.naive_utc(), (now + self.token_lifetime).naive_utc());
+            SubjectCutoff { valid_after: valid_after_secs, keep_until: (now + self.token_lifetime).timestamp() };
+        let (valid_after, keep_until) = (valid_after_time.naive_utc(), (now + self.token_lifetime).naive_utc());
         Box::pin(async move {
             let subject = msg.subject.to_string();
             let change = msg.change;
@@ -258,6 +273,26 @@ where
     }
 }
 
+/// Loads the revoked tokens still in force, a page at a time.
+async fn load_revoked_tokens(db: &Database, now: chrono::NaiveDateTime) -> Result<HashMap<Uuid, i64>, RevocationError> {
+    const PAGE: i64 = 20_000;
+    let mut tokens = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let from = after.clone();
+        let page = db.query(move |conn| revocations::live_page(conn, now, &from, PAGE)).await?;
+        for (jti, keep_until) in &page {
+            if let Ok(jti) = Uuid::parse_str(jti) {
+                tokens.insert(jti, keep_until.and_utc().timestamp());
+            }
+        }
+        match page.last() {
+            Some((last, _)) if page.len() as i64 == PAGE => after.clone_from(last),
+            _ => return Ok(tokens),
+        }
+    }
+}
+
 /// What handlers hold: the deny list to check, and the actor to revoke through.
 #[derive(Clone)]
 pub struct RevocationsHandle {
@@ -271,10 +306,9 @@ impl RevocationsHandle {
     pub async fn start(db: Database, clock: SharedClock, token_lifetime: TimeDelta) -> Result<Self, RevocationError> {
         let now = clock.now();
         let (naive_now, revoked_since) = (now.naive_utc(), (now - token_lifetime).naive_utc());
-        let (tokens, families, subjects) = db
+        let (families, subjects) = db
             .query(move |conn| {
                 Ok((
-                    revocations::live(conn, naive_now)?,
                     sessions::revoked_families_since(conn, revoked_since)?,
                     sessions::live_subject_revocations(conn, naive_now)?,
                 ))
@@ -282,8 +316,8 @@ impl RevocationsHandle {
             .await?;
         // Rows are written only by us; one whose id does not parse cannot match any token.
         let parse = |id: &str| Uuid::parse_str(id).ok();
-        let denied = Denied {
-            tokens: tokens.iter().filter_map(|(jti, until)| Some((parse(jti)?, until.and_utc().timestamp()))).collect(),
+        let mut denied = Denied {
+            tokens: load_revoked_tokens(&db, naive_now).await?,
             sessions: families
                 .iter()
                 .filter_map(|(sid, revoked_at)| {
@@ -301,7 +335,9 @@ impl RevocationsHandle {
                 })
                 .collect(),
         };
+        denied.tokens.shrink_to_fit();
         let list = Arc::new(DenyList { denied: RwLock::new(denied) });
+        log::info!("deny list loaded: {} entries, {} heap bytes", list.len(), list.heap_bytes());
         let addr = Revocations { db, clock, list: list.clone(), token_lifetime }.start();
         Ok(Self { list, addr })
     }

@@ -20,12 +20,42 @@ pub fn insert(conn: &mut DbConn, jti: &str, expires_at: NaiveDateTime, now: Naiv
         .map(drop)
 }
 
-/// Revocations of tokens that have not yet expired at `now`: `(jti, expires_at)`.
-pub fn live(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+/// Up to `limit` revocations still in force at `now` with a jti after `after`, in jti order:
+/// `(jti, expires_at)`. Paged so that a large deny list loads without a large transient copy.
+pub fn live_page(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    after: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, NaiveDateTime)>> {
     revoked_tokens::table
         .filter(revoked_tokens::expires_at.gt(now))
+        .filter(revoked_tokens::jti.gt(after))
+        .order(revoked_tokens::jti)
+        .limit(limit)
         .select((revoked_tokens::jti, revoked_tokens::expires_at))
         .load(conn)
+}
+
+/// Inserts many revocations at once (benchmarks and tests seed large deny lists with it).
+pub fn insert_many(conn: &mut DbConn, rows: &[(String, NaiveDateTime)], now: NaiveDateTime) -> QueryResult<()> {
+    super::write_transaction(conn, |conn| {
+        // SQLite allows 32,766 bound parameters per statement; three per row.
+        for chunk in rows.chunks(10_000) {
+            let values: Vec<_> = chunk
+                .iter()
+                .map(|(jti, expires_at)| {
+                    (
+                        revoked_tokens::jti.eq(jti),
+                        revoked_tokens::expires_at.eq(*expires_at),
+                        revoked_tokens::revoked_at.eq(now),
+                    )
+                })
+                .collect();
+            diesel::insert_into(revoked_tokens::table).values(&values).execute(conn)?;
+        }
+        Ok(())
+    })
 }
 
 /// Deletes revocations of tokens that expired before `now`; returns how many.

@@ -9,4 +9,5 @@ mod helpers;
 mod key_ring;
 mod persistence;
 mod schema;
+mod sessions;
 mod tokens;
