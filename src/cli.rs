@@ -1,6 +1,6 @@
 //! The command line: `serve` (default), `migrate`, `user create`, `keys list`.
 
-use crate::actors::key_ring::{KeyRingError, TICK_INTERVAL, key_times, materialize, open_key};
+use crate::actors::key_ring::{KeyRingError, TICK_INTERVAL, build_update, generate_keys, key_times, open_key};
 use crate::clock::{Clock as _, SystemClock};
 use crate::config::MasterKeySource;
 use crate::config::{ConfigError, Settings, SettingsArgs};
@@ -170,16 +170,19 @@ fn list_keys(settings: &Settings) -> Result<(), CliError> {
 fn rotate_keys(settings: &Settings) -> Result<(), CliError> {
     let (pool, _) = open_migrated(settings)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let master_key = MasterKey::load(&settings.master_key)?;
     let config = key_ring_config(settings)?;
     let rows = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let master_key = MasterKey::load(&settings.master_key, rows.len())?;
     // Every stored key must open with this master key: never mix keys sealed under two.
     for row in &rows {
         open_key(&master_key, row)?;
     }
-    let now = SystemClock.now();
-    let plan = plan_rotation(&key_times(&rows)?, &config.policy, now).map_err(KeyRingError::from)?;
-    let update = materialize(&plan, &master_key, config, now)?;
+    let planned_at = SystemClock.now();
+    let mut plan = plan_rotation(&key_times(&rows)?, &config.policy, planned_at).map_err(KeyRingError::from)?;
+    // Removals are left to the running service, which applies them with its own settings.
+    plan.remove.clear();
+    let keys = generate_keys(&plan, config.key_bits)?;
+    let update = build_update(&plan, keys, &master_key, config, planned_at, SystemClock.now())?;
     signing_keys::apply(&mut conn, &update).map_err(|e| CliError::Failed(format!("database: {e}")))?;
     let signing =
         plan.promote.map(|promotion| promotion.promote).or_else(|| update.insert.first().map(|row| row.kid.clone()));
@@ -196,9 +199,10 @@ fn rewrap_keys(settings: &Settings, new_master_key_file: &Path) -> Result<(), Cl
     }
     let (pool, _) = open_migrated(settings)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let old_key = MasterKey::load(&settings.master_key)?;
-    let new_key = MasterKey::load(&MasterKeySource::File(new_master_key_file.to_path_buf()))?;
     let rows = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let old_key = MasterKey::load(&settings.master_key, rows.len())?;
+    // The new file is for this operation: create it if missing.
+    let new_key = MasterKey::load(&MasterKeySource::File(new_master_key_file.to_path_buf()), 0)?;
     let resealed = rows
         .iter()
         .map(|row| {
@@ -206,7 +210,12 @@ fn rewrap_keys(settings: &Settings, new_master_key_file: &Path) -> Result<(), Cl
             Ok((row.kid.clone(), new_key.seal(&row.kid, &der)?))
         })
         .collect::<Result<Vec<_>, MasterKeyError>>()?;
-    signing_keys::replace_sealed(&mut conn, &resealed).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    signing_keys::replace_sealed(&mut conn, &resealed).map_err(|e| match e {
+        diesel::result::Error::RollbackTransaction => {
+            CliError::Failed("the key ring changed while re-encrypting; stop the service and run this again".into())
+        }
+        other => CliError::Failed(format!("database: {other}")),
+    })?;
     println!("re-encrypted {} key(s) under {}", resealed.len(), new_master_key_file.display());
     println!("start the service with MASTER_KEY_FILE={} (and MASTER_KEY unset)", new_master_key_file.display());
     Ok(())

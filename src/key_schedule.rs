@@ -20,6 +20,9 @@ use std::fmt;
 pub const MAX_AGE_CEILING: Duration = Duration::hours(1);
 /// How far before the next key starts signing caches must have expired (clock skew, latency).
 pub const SAFETY_MARGIN: Duration = Duration::seconds(30);
+/// Extra time a retired key stays published: a change made elsewhere (the `keys rotate`
+/// command) reaches a running service at its next tick, and the old key signs until then.
+pub const PROPAGATION_SLACK: Duration = Duration::minutes(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyState {
@@ -88,7 +91,7 @@ impl KeyPolicy {
 
     /// When a key that stopped signing at `retired_at` leaves the JWKS.
     pub fn removal_time(&self, retired_at: DateTime<Utc>) -> DateTime<Utc> {
-        retired_at + self.token_lifetime
+        retired_at + self.token_lifetime + PROPAGATION_SLACK
     }
 
     /// When the current key is due to retire.
@@ -131,8 +134,9 @@ pub struct Promotion {
 /// What the ring must change now. Empty when nothing is due.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Keys to delete: retired ones past their removal time, or one deleted by an admin.
-    pub remove: Vec<String>,
+    /// Keys to delete, with the state they must still be in: retired ones past their removal
+    /// time, or one deleted by an admin.
+    pub remove: Vec<(String, KeyState)>,
     pub promote: Option<Promotion>,
     /// Make a key that signs from now (first start only).
     pub create_current: bool,
@@ -152,7 +156,7 @@ pub enum RotationRefused {
     #[error(
         "the next key was published too recently; verifiers may not have it yet (rotation possible from {earliest})"
     )]
-    NextTooYoung { earliest: DateTime<Utc> },
+    NextTooYoung { earliest: DateTime<Utc>, wait: Duration },
 }
 
 /// What is due at `now`: removals, a scheduled rotation, missing keys.
@@ -161,7 +165,7 @@ pub fn plan(keys: &[KeyTimes], policy: &KeyPolicy, now: DateTime<Utc>) -> Plan {
         .iter()
         .filter(|key| key.state == KeyState::Retired)
         .filter(|key| policy.removal_time(key.retires_at.unwrap_or(key.activates_at)) <= now)
-        .map(|key| key.kid.clone())
+        .map(|key| (key.kid.clone(), key.state))
         .collect();
     let mut plan = Plan { remove, ..Plan::default() };
     match (find(keys, KeyState::Current), find(keys, KeyState::Next)) {
@@ -196,11 +200,12 @@ pub fn plan_rotation(keys: &[KeyTimes], policy: &KeyPolicy, now: DateTime<Utc>) 
     }
     let Some(next) = find(keys, KeyState::Next) else {
         // No next key to hand over to (it was deleted moments ago): the plan makes one.
-        return Err(RotationRefused::NextTooYoung { earliest: now + policy.min_publication() });
+        let earliest = now + policy.min_publication();
+        return Err(RotationRefused::NextTooYoung { earliest, wait: earliest - now });
     };
     let earliest = next.created_at + policy.min_publication();
     if earliest > now {
-        return Err(RotationRefused::NextTooYoung { earliest });
+        return Err(RotationRefused::NextTooYoung { earliest, wait: earliest - now });
     }
     promote(&mut plan, find(keys, KeyState::Current), next, policy, now);
     Ok(plan)
@@ -209,10 +214,10 @@ pub fn plan_rotation(keys: &[KeyTimes], policy: &KeyPolicy, now: DateTime<Utc>) 
 /// An emergency deletion of key `kid` (compromise): it leaves the ring at once, and whatever
 /// that leaves missing is planned as usual. `None` for an unknown kid.
 pub fn plan_deletion(keys: &[KeyTimes], kid: &str, policy: &KeyPolicy, now: DateTime<Utc>) -> Option<Plan> {
-    keys.iter().find(|key| key.kid == kid)?;
+    let deleted = keys.iter().find(|key| key.kid == kid)?;
     let remaining: Vec<KeyTimes> = keys.iter().filter(|key| key.kid != kid).cloned().collect();
     let mut plan = plan(&remaining, policy, now);
-    plan.remove.push(kid.to_string());
+    plan.remove.push((kid.to_string(), deleted.state));
     Some(plan)
 }
 
@@ -233,7 +238,7 @@ mod tests {
 
     /// Applies a plan the way the key ring does, naming new keys k1, k2, …
     fn apply(keys: &mut Vec<KeyTimes>, plan: &Plan, now: DateTime<Utc>, counter: &mut u32) {
-        keys.retain(|key| !plan.remove.contains(&key.kid));
+        keys.retain(|key| !plan.remove.iter().any(|(kid, _)| *kid == key.kid));
         let mut new_key = |state, activates_at, retires_at| {
             *counter += 1;
             KeyTimes { kid: format!("k{counter}"), state, created_at: now, activates_at, retires_at }
@@ -287,9 +292,9 @@ mod tests {
             (vec!["k2"], vec!["k1"], vec!["k3"])
         );
 
-        let just_before_removal = rotation + policy.token_lifetime - Duration::seconds(1);
-        assert!(plan(&keys, &policy, just_before_removal).remove.is_empty());
-        assert_eq!(plan(&keys, &policy, rotation + policy.token_lifetime).remove, vec!["k1"]);
+        let removal = rotation + policy.token_lifetime + PROPAGATION_SLACK;
+        assert!(plan(&keys, &policy, removal - Duration::seconds(1)).remove.is_empty());
+        assert_eq!(plan(&keys, &policy, removal).remove, vec![("k1".to_string(), KeyState::Retired)]);
     }
 
     #[test]
@@ -314,7 +319,10 @@ mod tests {
         let too_soon = t0() + policy.min_publication() - Duration::seconds(1);
         assert_eq!(
             plan_rotation(&keys, &policy, too_soon),
-            Err(RotationRefused::NextTooYoung { earliest: t0() + policy.min_publication() })
+            Err(RotationRefused::NextTooYoung {
+                earliest: t0() + policy.min_publication(),
+                wait: Duration::seconds(1)
+            })
         );
         let allowed = t0() + policy.min_publication();
         let rotation = plan_rotation(&keys, &policy, allowed).expect("allowed");
@@ -330,7 +338,7 @@ mod tests {
         apply(&mut keys, &first, t0(), &mut counter);
         let now = t0() + Duration::minutes(5);
         let deletion = plan_deletion(&keys, "k1", &policy, now).expect("known kid");
-        assert_eq!(deletion.remove, vec!["k1"]);
+        assert_eq!(deletion.remove, vec![("k1".to_string(), KeyState::Current)]);
         assert_eq!(deletion.promote, Some(Promotion { retire: None, promote: "k2".into() }));
         apply(&mut keys, &deletion, now, &mut counter);
         assert_eq!((kids(&keys, KeyState::Current), kids(&keys, KeyState::Next)), (vec!["k2"], vec!["k3"]));

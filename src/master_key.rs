@@ -45,12 +45,18 @@ impl MasterKey {
         Self { aead }
     }
 
-    /// Loads the key the settings name; creates the key file (mode 0600) when it is missing.
-    pub fn load(source: &MasterKeySource) -> Result<Self, MasterKeyError> {
+    /// Loads the key the settings name. A missing key file is created (mode 0600) only while
+    /// no private key is stored (`stored_keys == 0`): with keys stored, a new master key could
+    /// never open them, and a stray new file would only confuse a restore from backup.
+    pub fn load(source: &MasterKeySource, stored_keys: usize) -> Result<Self, MasterKeyError> {
         match source {
             MasterKeySource::Inline(key) => Ok(Self::from_bytes(key.expose_secret())),
             MasterKeySource::File(path) if path.exists() => Self::read_file(path),
-            MasterKeySource::File(path) => Self::create_file(path),
+            MasterKeySource::File(path) if stored_keys == 0 => Self::create_file(path),
+            MasterKeySource::File(path) => Err(MasterKeyError::File {
+                path: path.display().to_string(),
+                reason: format!("missing, but {stored_keys} private key(s) sealed under it are stored; restore it"),
+            }),
         }
     }
 
@@ -139,11 +145,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("master.key");
         let source = MasterKeySource::File(path.clone());
-        let created = MasterKey::load(&source).expect("create");
+        let created = MasterKey::load(&source, 0).expect("create");
         assert_eq!(fs::metadata(&path).expect("file").permissions().mode() & 0o777, 0o600);
         let sealed = created.seal("k", b"secret").expect("seal");
-        let reloaded = MasterKey::load(&source).expect("read");
+        let reloaded = MasterKey::load(&source, 1).expect("read");
         assert_eq!(&reloaded.open("k", &sealed).expect("open")[..], b"secret");
+    }
+
+    #[test]
+    fn a_missing_key_file_is_not_recreated_while_keys_sealed_under_it_are_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("master.key");
+        let error = MasterKey::load(&MasterKeySource::File(path.clone()), 2).expect_err("missing");
+        assert!(error.to_string().contains("MASTER_KEY_FILE"), "{error}");
+        assert!(!path.exists(), "no stray key file");
     }
 
     #[test]
@@ -151,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("master.key");
         fs::write(&path, "not base64!").expect("write");
-        let error = MasterKey::load(&MasterKeySource::File(path)).expect_err("corrupt");
+        let error = MasterKey::load(&MasterKeySource::File(path), 0).expect_err("corrupt");
         assert!(error.to_string().contains("MASTER_KEY_FILE"));
     }
 }

@@ -74,6 +74,18 @@ pub fn key_ring_config(settings: &Settings) -> Result<KeyRingConfig, StartupErro
     Ok(KeyRingConfig { key_bits: settings.rsa_key_bits, policy })
 }
 
+/// How many signing keys are stored (decides whether a missing master key file may be created).
+pub async fn stored_key_count(pool: &DbPool) -> Result<usize, StartupError> {
+    let pool = pool.clone();
+    let count = actix_web::rt::task::spawn_blocking(move || -> Result<i64, DbSetupError> {
+        let mut conn = pool.get().map_err(|e| DbSetupError::Migrate(e.to_string()))?;
+        crate::db::signing_keys::count(&mut conn).map_err(|e| DbSetupError::Migrate(e.to_string()))
+    })
+    .await
+    .map_err(|e| DbSetupError::Migrate(e.to_string()))??;
+    Ok(usize::try_from(count).unwrap_or(usize::MAX))
+}
+
 /// A service that is listening and ready to run.
 pub struct Application {
     address: SocketAddr,
@@ -83,8 +95,9 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
-        let master_key = Arc::new(MasterKey::load(&settings.master_key)?);
         let pool = open_database(&settings).await?;
+        let stored_keys = stored_key_count(&pool).await?;
+        let master_key = Arc::new(MasterKey::load(&settings.master_key, stored_keys)?);
         let db = Database::start(pool, settings.db_pool_size as usize);
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
         let key_ring_config = key_ring_config(&settings)?;

@@ -22,6 +22,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// How often the ring checks its schedule and re-reads the database.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(5);
@@ -56,8 +57,12 @@ impl From<DbUnavailable> for KeyRingError {
 
 impl From<DbError> for KeyRingError {
     fn from(error: DbError) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
         match error {
-            DbError::Query(diesel::result::Error::RollbackTransaction) => Self::ConcurrentChange,
+            // A state that changed under us, or a second `next`/`current` key made elsewhere.
+            DbError::Query(
+                Error::RollbackTransaction | Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _),
+            ) => Self::ConcurrentChange,
             other => Self::Database(other.to_string()),
         }
     }
@@ -150,11 +155,14 @@ impl Ring {
         self.publish(&rows)
     }
 
-    async fn execute(&self, plan: &Plan, now: DateTime<Utc>) -> Result<Vec<SigningKeyRow>, KeyRingError> {
-        let (plan_copy, master_key, config) = (plan.clone(), self.master_key.clone(), self.config);
-        let update = actix_web::rt::task::spawn_blocking(move || materialize(&plan_copy, &master_key, config, now))
+    async fn execute(&self, plan: &Plan, planned_at: DateTime<Utc>) -> Result<Vec<SigningKeyRow>, KeyRingError> {
+        let (plan_copy, bits) = (plan.clone(), self.config.key_bits);
+        let keys = actix_web::rt::task::spawn_blocking(move || generate_keys(&plan_copy, bits))
             .await
             .map_err(|_| KeyRingError::Interrupted)??;
+        // The old key signed until now, while the new keys were being generated.
+        let now = self.clock.now();
+        let update = build_update(plan, keys, &self.master_key, self.config, planned_at, now)?;
         let inserted: Vec<String> = update.insert.iter().map(|row| format!("{} ({})", row.kid, row.state)).collect();
         self.db.run(move |conn| signing_keys::apply(conn, &update).map_err(DbError::from)).await?;
         if let Some(promotion) = &plan.promote {
@@ -164,8 +172,8 @@ impl Ring {
                 promotion.retire.as_deref().unwrap_or("no key")
             );
         }
-        for kid in &plan.remove {
-            log::info!("key {kid} removed from the ring");
+        for (kid, state) in &plan.remove {
+            log::info!("{state} key {kid} removed from the ring");
         }
         for key in inserted {
             log::info!("created key {key}");
@@ -198,21 +206,56 @@ impl Ring {
     }
 }
 
-/// Generates the keys a plan needs (CPU-heavy: call it off the async workers) and turns the plan
-/// into the database update that carries it out.
-pub fn materialize(
+/// Private keys generated for a plan, not yet sealed or stored.
+pub struct GeneratedKeys {
+    current: Option<(String, Zeroizing<Vec<u8>>)>,
+    next: Option<(String, Zeroizing<Vec<u8>>)>,
+}
+
+/// Generates the keys `plan` needs. CPU-heavy: call it off the async workers.
+pub fn generate_keys(plan: &Plan, bits: usize) -> Result<GeneratedKeys, KeyRingError> {
+    let generate = || -> Result<(String, Zeroizing<Vec<u8>>), KeyRingError> {
+        let der = generate_pkcs8(bits)?;
+        Ok((SigningKey::from_pkcs8(&der)?.kid().to_string(), der))
+    };
+    Ok(GeneratedKeys {
+        current: if plan.create_current { Some(generate()?) } else { None },
+        next: if plan.create_next.is_some() { Some(generate()?) } else { None },
+    })
+}
+
+/// Turns `plan` (made at `planned_at`) and its generated keys into the database update that
+/// carries it out at `now`. `now` is read after the keys were generated, so recorded times
+/// match when the change takes effect.
+pub fn build_update(
     plan: &Plan,
+    keys: GeneratedKeys,
     master_key: &MasterKey,
     config: KeyRingConfig,
+    planned_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<RingUpdate, KeyRingError> {
     let interval = config.policy.rotation_interval;
+    let row = |(kid, der): (String, Zeroizing<Vec<u8>>),
+               state: KeyState,
+               activates_at: DateTime<Utc>,
+               retires_at: Option<DateTime<Utc>>| {
+        Ok::<_, KeyRingError>(SigningKeyRow {
+            private_key_enc: master_key.seal(&kid, &der)?,
+            kid,
+            state: state.as_str().to_string(),
+            algorithm: "RS256".to_string(),
+            created_at: now.naive_utc(),
+            activates_at: activates_at.naive_utc(),
+            retires_at: retires_at.map(|time| time.naive_utc()),
+        })
+    };
     let mut insert = Vec::new();
-    if plan.create_current {
-        insert.push(new_key_row(master_key, config.key_bits, KeyState::Current, now, now, Some(now + interval))?);
+    if let Some(key) = keys.current {
+        insert.push(row(key, KeyState::Current, now, Some(now + interval))?);
     }
-    if let Some(activates_at) = plan.create_next {
-        insert.push(new_key_row(master_key, config.key_bits, KeyState::Next, now, activates_at, None)?);
+    if let (Some(key), Some(activates_at)) = (keys.next, plan.create_next) {
+        insert.push(row(key, KeyState::Next, activates_at + (now - planned_at), None)?);
     }
     let promotion = plan.promote.as_ref().map(|promotion| PromotionRow {
         retire: promotion.retire.clone(),
@@ -220,28 +263,8 @@ pub fn materialize(
         now: now.naive_utc(),
         retires_at: (now + interval).naive_utc(),
     });
-    Ok(RingUpdate { remove: plan.remove.clone(), promotion, insert })
-}
-
-fn new_key_row(
-    master_key: &MasterKey,
-    bits: usize,
-    state: KeyState,
-    now: DateTime<Utc>,
-    activates_at: DateTime<Utc>,
-    retires_at: Option<DateTime<Utc>>,
-) -> Result<SigningKeyRow, KeyRingError> {
-    let der = generate_pkcs8(bits)?;
-    let kid = SigningKey::from_pkcs8(&der)?.kid().to_string();
-    Ok(SigningKeyRow {
-        private_key_enc: master_key.seal(&kid, &der)?,
-        kid,
-        state: state.as_str().to_string(),
-        algorithm: "RS256".to_string(),
-        created_at: now.naive_utc(),
-        activates_at: activates_at.naive_utc(),
-        retires_at: retires_at.map(|time| time.naive_utc()),
-    })
+    let remove = plan.remove.iter().map(|(kid, state)| (kid.clone(), state.as_str().to_string())).collect();
+    Ok(RingUpdate { remove, promotion, insert })
 }
 
 /// The schedule's view of stored rows.

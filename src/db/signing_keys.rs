@@ -19,6 +19,11 @@ pub struct SigningKeyRow {
     pub retires_at: Option<NaiveDateTime>,
 }
 
+/// How many keys are stored.
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    signing_keys::table.count().get_result(conn)
+}
+
 /// Every stored key, oldest first.
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SigningKeyRow>> {
     signing_keys::table
@@ -30,7 +35,8 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<SigningKeyRow>> {
 /// One change of the ring, applied atomically.
 #[derive(Debug, Default)]
 pub struct RingUpdate {
-    pub remove: Vec<String>,
+    /// `(kid, state it must still be in)`.
+    pub remove: Vec<(String, String)>,
     pub promotion: Option<PromotionRow>,
     pub insert: Vec<SigningKeyRow>,
 }
@@ -50,7 +56,11 @@ pub struct PromotionRow {
 /// transaction rolls back with `Error::RollbackTransaction`.
 pub fn apply(conn: &mut DbConn, update: &RingUpdate) -> QueryResult<()> {
     super::write_transaction(conn, |conn| {
-        diesel::delete(signing_keys::table.filter(signing_keys::kid.eq_any(&update.remove))).execute(conn)?;
+        for (kid, state) in &update.remove {
+            let removed =
+                diesel::delete(signing_keys::table.find(kid).filter(signing_keys::state.eq(state))).execute(conn)?;
+            expect_one(removed)?;
+        }
         if let Some(promotion) = &update.promotion {
             if let Some(retire) = &promotion.retire {
                 let retired =
@@ -78,9 +88,18 @@ fn expect_one(rows: usize) -> QueryResult<()> {
     if rows == 1 { Ok(()) } else { Err(diesel::result::Error::RollbackTransaction) }
 }
 
-/// Replaces the sealed private key of each `(kid, sealed)` in one transaction (master key rotation).
+/// Replaces the sealed private key of each `(kid, sealed)` in one transaction (master key
+/// rotation). Rolls back (`Error::RollbackTransaction`) unless `sealed` covers exactly the keys
+/// stored now: a key added meanwhile would stay sealed under the old master key.
 pub fn replace_sealed(conn: &mut DbConn, sealed: &[(String, Vec<u8>)]) -> QueryResult<()> {
     super::write_transaction(conn, |conn| {
+        let mut stored: Vec<String> = signing_keys::table.select(signing_keys::kid).load(conn)?;
+        let mut replaced: Vec<String> = sealed.iter().map(|(kid, _)| kid.clone()).collect();
+        stored.sort_unstable();
+        replaced.sort_unstable();
+        if stored != replaced {
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
         for (kid, blob) in sealed {
             let updated = diesel::update(signing_keys::table.find(kid))
                 .set(signing_keys::private_key_enc.eq(blob))

@@ -215,14 +215,14 @@ impl From<RevocationError> for AppError {
 impl From<KeyRingError> for AppError {
     fn from(error: KeyRingError) -> Self {
         match error {
-            KeyRingError::RotationRefused(RotationRefused::NextTooYoung { earliest }) => Self::TooSoon {
+            KeyRingError::RotationRefused(RotationRefused::NextTooYoung { earliest, wait }) => Self::TooSoon {
                 code: "rotation_too_soon",
                 message: format!(
                     "the next key was published too recently for every verifier to have it; rotation is possible from {}. \
                      For a compromised key use DELETE /admin/keys/{{kid}}",
                     earliest.to_rfc3339()
                 ),
-                retry_after_secs: (earliest - chrono::Utc::now()).num_seconds(),
+                retry_after_secs: (wait.num_milliseconds() + 999) / 1000,
             },
             KeyRingError::UnknownKey => Self::NotFound("no key with that kid"),
             KeyRingError::ConcurrentChange | KeyRingError::Database(_) | KeyRingError::Interrupted => {
