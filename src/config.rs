@@ -61,6 +61,9 @@ pub struct SettingsArgs {
     /// With ADMIN_NAME: the password of the admin created at start.
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
+    /// Verified access tokens kept in memory so a repeated token skips the signature check (0: off).
+    #[arg(long, env = "TOKEN_CACHE_SIZE", default_value = "10000", global = true)]
+    pub token_cache_size: String,
     /// Database connections, and threads of the database actor.
     #[arg(long, env = "DB_POOL_SIZE", default_value = "8", global = true)]
     pub db_pool_size: String,
@@ -83,6 +86,7 @@ impl std::fmt::Debug for SettingsArgs {
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("admin_name", &self.admin_name)
             .field("admin_password", &redacted(&self.admin_password))
+            .field("token_cache_size", &self.token_cache_size)
             .field("db_pool_size", &self.db_pool_size)
             .finish()
     }
@@ -118,6 +122,7 @@ pub struct Settings {
     pub master_key: MasterKeySource,
     pub bcrypt_cost: u32,
     pub initial_admin: Option<InitialAdmin>,
+    pub token_cache_size: usize,
     pub db_pool_size: u32,
 }
 
@@ -164,6 +169,7 @@ impl Settings {
             rsa_key_bits: parse_key_bits(&args.rsa_key_bits)?,
             bcrypt_cost: parse_in_range("BCRYPT_COST", &args.bcrypt_cost, 4..=31)?,
             initial_admin: parse_initial_admin(args.admin_name, args.admin_password)?,
+            token_cache_size: parse_in_range("TOKEN_CACHE_SIZE", &args.token_cache_size, 0..=1_000_000)? as usize,
             db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
             database_path,
             master_key,

@@ -13,7 +13,7 @@ use crate::http::errors::json_envelope_for_framework_errors;
 use crate::http::{self, AppState, TokenSettings};
 use crate::key_schedule::KeyPolicy;
 use crate::master_key::{MasterKey, MasterKeyError};
-use crate::tokens::{CLOCK_LEEWAY_SECS, VerificationPolicy};
+use crate::tokens::{CLOCK_LEEWAY_SECS, VerificationPolicy, VerifiedTokenCache};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
@@ -117,7 +117,8 @@ impl Application {
             access_token_ttl: to_chrono(settings.access_token_ttl)?,
             refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
         };
-        let state = Data::new(AppState { db, passwords, key_ring, revocations, clock, tokens });
+        let token_cache = VerifiedTokenCache::new(settings.token_cache_size);
+        let state = Data::new(AppState { db, passwords, key_ring, revocations, clock, tokens, token_cache });
         if let Some(admin) = &settings.initial_admin {
             ensure_admin(&state, admin).await?;
         }

@@ -9,6 +9,7 @@ mod authors;
 pub mod errors;
 pub mod extract;
 mod users;
+mod verify;
 mod well_known;
 
 use crate::actors::db::Database;
@@ -17,7 +18,7 @@ use crate::actors::passwords::Passwords;
 use crate::actors::revocations::RevocationsHandle;
 use crate::clock::SharedClock;
 use crate::db::users::User;
-use crate::tokens::{self, AccessClaims, TokenRejection, VerificationPolicy};
+use crate::tokens::{self, AccessClaims, TokenRejection, VerificationPolicy, VerifiedTokenCache};
 use actix_web::web::{self, ServiceConfig};
 use errors::AppError;
 use uuid::Uuid;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub revocations: RevocationsHandle,
     pub clock: SharedClock,
     pub tokens: TokenSettings,
+    pub token_cache: VerifiedTokenCache,
 }
 
 impl AppState {
@@ -47,8 +49,8 @@ impl AppState {
     /// only: no message, no database.
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
         let snapshot = self.key_ring.snapshot();
-        let claims =
-            tokens::verify(token, &snapshot.verification_keys, &self.tokens.policy, self.clock.now().timestamp())?;
+        let now = self.clock.now().timestamp();
+        let claims = self.token_cache.verify(token, &snapshot.verification_keys, &self.tokens.policy, now)?;
         match self.revocations.deny_list().check(&claims) {
             Some(_) => Err(TokenRejection::Revoked),
             None => Ok(claims),
@@ -91,6 +93,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(web::resource("/token/refresh").route(web::post().to(auth::refresh)))
         .service(web::resource("/revoke").route(web::post().to(oauth::revoke)))
         .service(web::resource("/introspect").route(web::post().to(oauth::introspect)))
+        .service(web::resource("/verify").route(web::route().to(verify::verify)))
         .service(web::resource("/users/me").route(web::get().to(users::me)))
         .service(web::resource("/users").route(web::get().to(users::list)))
         .service(

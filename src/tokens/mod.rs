@@ -1,13 +1,15 @@
 //! Access tokens: the claims (RFC 9068 JWT profile for OAuth 2.0 access tokens), signing with a
 //! key parsed once, and verification. Pure code: no actors, no I/O, time passed in.
 
+mod cache;
 mod keys;
 mod refresh;
 mod verify;
 
+pub use cache::VerifiedTokenCache;
 pub use keys::{Jwk, KeyError, SigningKey, generate_pkcs8};
 pub use refresh::{MAX_REFRESH_TOKEN_LEN, NewRefreshToken, generate_refresh_token, hash_refresh_token};
-pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, verify};
+pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, check_times, verify, verify_signature};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -73,6 +73,7 @@ impl TestConfig {
             bcrypt_cost: "4".into(),
             admin_name: Some(ADMIN_NAME.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            token_cache_size: "10000".into(),
             db_pool_size: "4".into(),
         })
         .expect("test settings are valid")
@@ -234,6 +235,11 @@ impl TestApp {
     pub fn master_key(&self) -> MasterKey {
         let bytes: [u8; 32] = BASE64.decode(&self.config.master_key).expect("base64").try_into().expect("32 bytes");
         MasterKey::from_bytes(&bytes)
+    }
+
+    /// Stops the server, keeping this handle (its client, its database) usable.
+    pub async fn halt(&self) {
+        self.handle.stop(true).await;
     }
 
     pub async fn stop(self) -> TestConfig {

@@ -10,4 +10,5 @@ mod key_ring;
 mod persistence;
 mod schema;
 mod sessions;
+mod sidecar;
 mod tokens;

@@ -1,0 +1,72 @@
+//! `/verify[?group=NAME]`: the sidecar check behind nginx `auth_request` (API.md).
+//!
+//! nginx turns any status other than 2xx, 401 and 403 from the auth subrequest into a 500 for
+//! the client, so this handler answers only those three, whatever the request: any method, any
+//! body (never read), any query string. On 200 it passes who the caller is in `X-Auth-User`
+//! (the `sub`), `X-Auth-Name` and `X-Auth-Groups`; on 401 nginx forwards our RFC 6750
+//! `WWW-Authenticate` challenge to the client.
+
+use super::AppState;
+use super::errors::{AppError, Unauthorized};
+use super::extract::bearer_token;
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// Bytes escaped in `X-Auth-Name`: everything outside visible ASCII, and `%` itself, so a name
+/// in any script arrives as a valid header value (decode it with any URL-decoding function).
+const NAME_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
+
+/// `GET|HEAD|POST|… /verify[?group=NAME]` → 200, 401 or 403, nothing else.
+pub async fn verify(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
+    let claims = match bearer_token(&req).and_then(|token| {
+        state.verify_access_token(token).map_err(|rejection| {
+            log::debug!("verify: token rejected: {rejection}");
+            AppError::Unauthorized(Unauthorized::InvalidToken)
+        })
+    }) {
+        Ok(claims) => claims,
+        Err(error) => return error.error_response(),
+    };
+    let Some(required) = required_groups(req.query_string()) else {
+        return AppError::Forbidden("the query string cannot be read").error_response();
+    };
+    if !required.iter().all(|group| claims.groups.contains(group)) {
+        return AppError::Forbidden("the token lacks a required group").error_response();
+    }
+    HttpResponse::Ok()
+        .insert_header(("X-Auth-User", claims.sub.to_string()))
+        .insert_header(("X-Auth-Name", utf8_percent_encode(&claims.name, NAME_ESCAPES).to_string()))
+        .insert_header(("X-Auth-Groups", claims.groups.join(",")))
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .finish()
+}
+
+/// Every `group=` value of the query string; `None` when it is not a valid query string.
+fn required_groups(query: &str) -> Option<Vec<String>> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+    Some(pairs.into_iter().filter(|(name, _)| name == "group").map(|(_, value)| value).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_come_from_every_group_parameter() {
+        assert_eq!(required_groups(""), Some(vec![]));
+        assert_eq!(required_groups("group=admin&x=1"), Some(vec!["admin".to_string()]));
+        assert_eq!(required_groups("group=a&group=b"), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(required_groups("group=%E2%9C%93"), Some(vec!["✓".to_string()]));
+        // Bytes that are not UTF-8 decode to U+FFFD, which no group is named: such a request gets 403.
+        assert_eq!(required_groups("group=%FF"), Some(vec!["\u{FFFD}".to_string()]));
+    }
+
+    #[test]
+    fn names_become_valid_header_values() {
+        let encoded = utf8_percent_encode("Zoë 100%\n", NAME_ESCAPES).to_string();
+        assert_eq!(encoded, "Zo%C3%AB 100%25%0A");
+        assert!(actix_web::http::header::HeaderValue::from_str(&encoded).is_ok());
+    }
+}
