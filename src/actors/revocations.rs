@@ -39,7 +39,9 @@ impl From<DbError> for RevocationError {
     }
 }
 
-/// Every access token of a subject issued at or before `valid_after` (unix seconds) is refused.
+/// Every access token of a subject issued before `valid_after` (unix seconds) is refused.
+/// Tokens issued in that very second are told apart by session: every session the subject had
+/// at the cutoff is revoked too, so only sessions started after it survive.
 #[derive(Debug, Clone, Copy)]
 struct SubjectCutoff {
     valid_after: i64,
@@ -85,16 +87,11 @@ impl DenyList {
             Some(Denial::Token)
         } else if denied.sessions.contains_key(&claims.sid) {
             Some(Denial::Session)
-        } else if denied.subjects.get(&claims.sub).is_some_and(|cutoff| claims.iat <= cutoff.valid_after) {
+        } else if denied.subjects.get(&claims.sub).is_some_and(|cutoff| claims.iat < cutoff.valid_after) {
             Some(Denial::Subject)
         } else {
             None
         }
-    }
-
-    /// Tokens of `subject` must be issued after this unix second to be accepted.
-    pub fn subject_valid_after(&self, subject: &Uuid) -> Option<i64> {
-        self.read().subjects.get(subject).map(|cutoff| cutoff.valid_after)
     }
 
     pub fn is_session_revoked(&self, sid: &Uuid) -> bool {
@@ -111,21 +108,39 @@ impl DenyList {
         self.len() == 0
     }
 
-    /// Heap bytes held by the three tables (hashbrown: one entry plus one control byte per
-    /// bucket), for the README's memory figure and for metrics.
+    /// Heap bytes held by the three tables, for the README's memory figure and for metrics.
+    /// hashbrown keeps a power-of-two number of buckets at most 7/8 full, each one entry plus a
+    /// control byte.
     pub fn heap_bytes(&self) -> usize {
         fn table<K, V>(map: &HashMap<K, V>) -> usize {
-            map.capacity() * (std::mem::size_of::<(K, V)>() + 1)
+            let capacity = map.capacity();
+            if capacity == 0 {
+                return 0;
+            }
+            let buckets =
+                if capacity < 8 { (capacity + 1).next_power_of_two() } else { (capacity * 8 / 7).next_power_of_two() };
+            buckets * (std::mem::size_of::<(K, V)>() + 1) + 16
         }
         let denied = self.read();
         table(&denied.tokens) + table(&denied.sessions) + table(&denied.subjects)
     }
 
+    /// Drops entries that no longer matter at `now` (a token is accepted up to and including
+    /// its `keep_until` second, so those stay). The pruned tables are built under the read
+    /// lock, which verifications share, and swapped in under a brief write lock: the per-request
+    /// check never waits for a pass over a large list. Only the actor calls this, and it
+    /// inserts nothing meanwhile (no await between the copy and the swap).
     fn prune(&self, now: i64) {
-        let mut denied = self.write();
-        denied.tokens.retain(|_, keep_until| *keep_until > now);
-        denied.sessions.retain(|_, keep_until| *keep_until > now);
-        denied.subjects.retain(|_, cutoff| cutoff.keep_until > now);
+        let pruned = {
+            let denied = self.read();
+            Denied {
+                tokens: denied.tokens.iter().filter(|(_, until)| **until >= now).map(|(k, v)| (*k, *v)).collect(),
+                sessions: denied.sessions.iter().filter(|(_, until)| **until >= now).map(|(k, v)| (*k, *v)).collect(),
+                subjects: denied.subjects.iter().filter(|(_, c)| c.keep_until >= now).map(|(k, v)| (*k, *v)).collect(),
+            }
+        };
+        let old = std::mem::replace(&mut *self.write(), pruned);
+        drop(old); // freed outside the lock
     }
 }
 
@@ -225,12 +240,26 @@ impl Handler<RevokeSession> for Revocations {
     }
 }
 
-/// Work done in the same transaction as a subject revocation (e.g. deleting the user).
-type SubjectChange<T, E> = Box<dyn FnOnce(&mut DbConn) -> Result<T, E> + Send>;
+/// Which of a subject's tokens a subject-wide revocation ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectScope {
+    /// Every token issued until now (log out everywhere, a role change).
+    IssuedUntilNow,
+    /// Every token, ever (the user is deleted: none can be issued again).
+    Everything,
+}
 
-/// Ends every token of `subject` issued until now, together with `change`, atomically.
+/// Far-future cutoff stored for [`SubjectScope::Everything`].
+const FOREVER: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+/// Work done in the same transaction as a subject revocation (e.g. deleting the user). It
+/// returns its result and the user's `users.id` whose sessions are to be revoked, if any.
+type SubjectChange<T, E> = Box<dyn FnOnce(&mut DbConn) -> Result<(T, Option<i32>), E> + Send>;
+
+/// Ends the tokens of `subject` that `scope` names, together with `change`, atomically.
 struct EndSubject<T, E> {
     subject: Uuid,
+    scope: SubjectScope,
     change: SubjectChange<T, E>,
 }
 
@@ -243,33 +272,49 @@ where
     T: Send + 'static,
     E: From<diesel::result::Error> + From<DbUnavailable> + Send + 'static,
 {
-    type Result = ResponseFuture<Result<T, E>>;
+    // Atomic: two subject revocations of one user cannot finish out of order and lower the cutoff.
+    type Result = AtomicResponse<Self, Result<T, E>>;
 
     fn handle(&mut self, msg: EndSubject<T, E>, _: &mut Self::Context) -> Self::Result {
         let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
-        // Tokens issued after an earlier cutoff in this same second were dated one second past
-        // it (see `AppState::issue_access_token`); the new cutoff must cover them too.
-        let earlier = list.subject_valid_after(&msg.subject);
-        let valid_after_secs = earlier.map_or(now.timestamp(), |earlier| now.timestamp().max(earlier + 1));
-        let valid_after_time = DateTime::from_timestamp(valid_after_secs, 0).unwrap_or(now);
-        let cutoff =
-            SubjectCutoff { valid_after: valid_after_secs, keep_until: (now + self.token_lifetime).timestamp() };
-        let (valid_after, keep_until) = (valid_after_time.naive_utc(), (now + self.token_lifetime).naive_utc());
-        Box::pin(async move {
-            let subject = msg.subject.to_string();
-            let change = msg.change;
-            let result = db
-                .run(move |conn| {
-                    crate::db::write_transaction(conn, |conn| -> Result<T, E> {
-                        let result = change(conn)?;
-                        sessions::revoke_subject(conn, &subject, valid_after, keep_until)?;
-                        Ok(result)
+        let keep_until = now + self.token_lifetime;
+        let wanted = match msg.scope {
+            SubjectScope::IssuedUntilNow => now.timestamp(),
+            SubjectScope::Everything => FOREVER,
+        };
+        let earlier = list.read().subjects.get(&msg.subject).copied();
+        let cutoff = SubjectCutoff {
+            valid_after: earlier.map_or(wanted, |earlier| earlier.valid_after.max(wanted)),
+            keep_until: earlier
+                .map_or(keep_until.timestamp(), |earlier| earlier.keep_until.max(keep_until.timestamp())),
+        };
+        let stored_cutoff = DateTime::from_timestamp(cutoff.valid_after, 0).unwrap_or(now).naive_utc();
+        let stored_until = DateTime::from_timestamp(cutoff.keep_until, 0).unwrap_or(keep_until).naive_utc();
+        let (subject, change, naive_now) = (msg.subject, msg.change, now.naive_utc());
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (result, sessions) = db
+                    .run(move |conn| {
+                        crate::db::write_transaction(conn, |conn| -> Result<(T, Vec<String>), E> {
+                            let (result, user_id) = change(conn)?;
+                            let sessions = match user_id {
+                                Some(user_id) => sessions::revoke_user_families(conn, user_id, naive_now)?,
+                                None => Vec::new(),
+                            };
+                            sessions::revoke_subject(conn, &subject.to_string(), stored_cutoff, stored_until)?;
+                            Ok((result, sessions))
+                        })
                     })
-                })
-                .await?;
-            list.write().subjects.insert(msg.subject, cutoff);
-            Ok(result)
-        })
+                    .await?;
+                let mut denied = list.write();
+                denied.subjects.insert(subject, cutoff);
+                for sid in sessions.iter().filter_map(|sid| Uuid::parse_str(sid).ok()) {
+                    denied.sessions.insert(sid, keep_until.timestamp());
+                }
+                Ok(result)
+            }
+            .into_actor(self),
+        ))
     }
 }
 
@@ -356,14 +401,15 @@ impl RevocationsHandle {
         self.addr.send(RevokeSession { sid }).await.map_err(|_| RevocationError::Unavailable)?
     }
 
-    /// Runs `change` and ends every token of `subject` issued until now, in one transaction.
-    pub async fn end_subject<T, E, F>(&self, subject: Uuid, change: F) -> Result<T, E>
+    /// Runs `change` and ends the tokens of `subject` that `scope` names (with every session of
+    /// the user id `change` returns), in one transaction.
+    pub async fn end_subject<T, E, F>(&self, subject: Uuid, scope: SubjectScope, change: F) -> Result<T, E>
     where
-        F: FnOnce(&mut DbConn) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut DbConn) -> Result<(T, Option<i32>), E> + Send + 'static,
         T: Send + 'static,
         E: From<diesel::result::Error> + From<DbUnavailable> + From<RevocationError> + Send + 'static,
     {
-        let message = EndSubject { subject, change: Box::new(change) };
+        let message = EndSubject { subject, scope, change: Box::new(change) };
         self.addr.send(message).await.map_err(|_| E::from(RevocationError::Unavailable))?
     }
 

@@ -29,7 +29,7 @@ pub fn live_page(
     limit: i64,
 ) -> QueryResult<Vec<(String, NaiveDateTime)>> {
     revoked_tokens::table
-        .filter(revoked_tokens::expires_at.gt(now))
+        .filter(revoked_tokens::expires_at.ge(now))
         .filter(revoked_tokens::jti.gt(after))
         .order(revoked_tokens::jti)
         .limit(limit)
@@ -58,7 +58,7 @@ pub fn insert_many(conn: &mut DbConn, rows: &[(String, NaiveDateTime)], now: Nai
     })
 }
 
-/// Deletes revocations of tokens that expired before `now`; returns how many.
+/// Deletes revocations whose tokens are refused anyway before `now`; returns how many.
 pub fn prune(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
-    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.le(now))).execute(conn)
+    diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now))).execute(conn)
 }

@@ -30,7 +30,10 @@ pub struct FamilyRow {
 /// A refresh token with its family and user.
 pub type RefreshTokenRecord = (RefreshTokenRow, FamilyRow, User);
 
-/// Starts family `family_id` (a login) of user `user_id` with its first refresh token.
+/// Starts family `family_id` (a login) of user `user_id` with its first refresh token, and
+/// returns the user as they are at that moment (`None` if they were deleted meanwhile): tokens
+/// are issued from this row, not from the one read before the password check, so a role change
+/// made during the check is not lost.
 pub fn start_family(
     conn: &mut DbConn,
     family_id: &str,
@@ -38,8 +41,11 @@ pub fn start_family(
     token_hash: &str,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
-) -> QueryResult<()> {
+) -> QueryResult<Option<User>> {
     super::write_transaction(conn, |conn| {
+        let Some(user) = users::table.find(user_id).select(User::as_select()).first(conn).optional()? else {
+            return Ok(None);
+        };
         diesel::insert_into(token_families::table)
             .values((
                 token_families::id.eq(family_id),
@@ -48,7 +54,8 @@ pub fn start_family(
                 token_families::expires_at.eq(expires_at),
             ))
             .execute(conn)?;
-        insert_refresh_token(conn, token_hash, family_id, now, expires_at)
+        insert_refresh_token(conn, token_hash, family_id, now, expires_at)?;
+        Ok(Some(user))
     })
 }
 
@@ -134,14 +141,15 @@ pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: NaiveDateTime) -> 
         .map(drop)
 }
 
-/// Revokes every family of a user: their refresh tokens stop working.
-pub fn revoke_user_families(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<()> {
+/// Revokes every family of a user: their refresh tokens stop working. Returns the ids of the
+/// families it revoked, so their access tokens can be refused at once too.
+pub fn revoke_user_families(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<String>> {
     diesel::update(
         token_families::table.filter(token_families::user_id.eq(user_id)).filter(token_families::revoked_at.is_null()),
     )
     .set(token_families::revoked_at.eq(now))
-    .execute(conn)
-    .map(drop)
+    .returning(token_families::id)
+    .get_results(conn)
 }
 
 /// Refuses every access token of `subject` issued at or before `valid_after`, until `expires_at`.
@@ -167,21 +175,21 @@ pub fn revoke_subject(
         .map(drop)
 }
 
-/// Families revoked after `since`: `(id, revoked_at)`.
+/// Families revoked at or after `since`: `(id, revoked_at)`.
 pub fn revoked_families_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<(String, NaiveDateTime)>> {
     token_families::table
-        .filter(token_families::revoked_at.gt(since))
+        .filter(token_families::revoked_at.ge(since))
         .select((token_families::id, token_families::revoked_at.assume_not_null()))
         .load(conn)
 }
 
-/// Subject revocations still in force at `now`: `(subject, valid_after, expires_at)`.
+/// Subject revocations still in force at `now` (inclusive): `(subject, valid_after, expires_at)`.
 pub fn live_subject_revocations(
     conn: &mut DbConn,
     now: NaiveDateTime,
 ) -> QueryResult<Vec<(String, NaiveDateTime, NaiveDateTime)>> {
     subject_revocations::table
-        .filter(subject_revocations::expires_at.gt(now))
+        .filter(subject_revocations::expires_at.ge(now))
         .select((subject_revocations::subject, subject_revocations::valid_after, subject_revocations::expires_at))
         .load(conn)
 }
@@ -193,11 +201,11 @@ pub fn prune(conn: &mut DbConn, now: NaiveDateTime, revoked_before: NaiveDateTim
     super::write_transaction(conn, |conn| {
         let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now))).execute(conn)?;
         let subjects =
-            diesel::delete(subject_revocations::table.filter(subject_revocations::expires_at.le(now))).execute(conn)?;
+            diesel::delete(subject_revocations::table.filter(subject_revocations::expires_at.lt(now))).execute(conn)?;
         let families = diesel::delete(
             token_families::table
                 .filter(token_families::expires_at.le(now))
-                .filter(token_families::revoked_at.is_null().or(token_families::revoked_at.le(revoked_before))),
+                .filter(token_families::revoked_at.is_null().or(token_families::revoked_at.lt(revoked_before))),
         )
         .execute(conn)?;
         Ok(tokens + subjects + families)

@@ -3,6 +3,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::{AuthenticatedUser, FormOrJson, JsonBody};
+use crate::actors::revocations::SubjectScope;
 use crate::db::UniqueField;
 use crate::db::sessions::{self, Refresh};
 use crate::db::users::{self, User};
@@ -103,10 +104,13 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
     let now = state.clock.now();
     let (family, user_id, hash) = (sid.to_string(), user.id, refresh.hash.clone());
     let expires_at = (now + state.tokens.refresh_token_ttl).naive_utc();
-    state
+    // Tokens are issued from the user as they are once the session exists (a role change or a
+    // deletion during the password check is not missed).
+    let user = state
         .db
         .query(move |conn| sessions::start_family(conn, &family, user_id, &hash, now.naive_utc(), expires_at))
-        .await?;
+        .await?
+        .ok_or(AppError::Unauthorized(Unauthorized::InvalidCredentials))?;
     let (access_token, claims) = state.issue_access_token(&user, sid)?;
     Ok(token_response(&access_token, &claims, &refresh.token))
 }
@@ -190,14 +194,12 @@ pub async fn logout(
     Query(query): Query<LogoutQuery>,
 ) -> Result<HttpResponse, AppError> {
     if query.all {
-        let (subject, now) = (claims.sub.to_string(), state.clock.now().naive_utc());
+        let subject = claims.sub.to_string();
         state
             .revocations
-            .end_subject(claims.sub, move |conn| -> Result<(), AppError> {
-                if let Some(user) = users::find_by_public_id(conn, &subject)? {
-                    sessions::revoke_user_families(conn, user.id, now)?;
-                }
-                Ok(())
+            .end_subject(claims.sub, SubjectScope::IssuedUntilNow, move |conn| -> Result<((), Option<i32>), AppError> {
+                let user = users::find_by_public_id(conn, &subject)?;
+                Ok(((), user.map(|user| user.id)))
             })
             .await?;
     } else {

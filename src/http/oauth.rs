@@ -87,7 +87,8 @@ pub async fn introspect(
 fn access_metadata(claims: &AccessClaims) -> serde_json::Value {
     json!({
         "active": true,
-        "token_type": "access_token",
+        // RFC 7662 §2.2: the token type of RFC 6749 §7.1.
+        "token_type": "Bearer",
         "iss": claims.iss,
         "sub": claims.sub,
         "aud": claims.aud,
@@ -104,7 +105,6 @@ fn access_metadata(claims: &AccessClaims) -> serde_json::Value {
 fn refresh_metadata((token, family, user): &RefreshTokenRecord) -> serde_json::Value {
     json!({
         "active": true,
-        "token_type": "refresh_token",
         "sub": user.public_id,
         "username": user.name,
         "iat": token.issued_at.and_utc().timestamp(),

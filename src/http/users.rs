@@ -4,7 +4,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::{AdminUser, AuthenticatedUser, JsonBody};
-use crate::db::sessions;
+use crate::actors::revocations::SubjectScope;
 use crate::db::users::{self, User};
 use actix_web::HttpResponse;
 use actix_web::web::{Data, Path};
@@ -75,13 +75,13 @@ pub async fn update(
     if user.admin == change.admin {
         return Ok(HttpResponse::Ok().json(UserView::from(user)));
     }
-    let (id, admin, now) = (subject.to_string(), change.admin, state.clock.now().naive_utc());
+    let (id, admin) = (subject.to_string(), change.admin);
     let user = state
         .revocations
-        .end_subject(subject, move |conn| -> Result<User, AppError> {
+        .end_subject(subject, SubjectScope::IssuedUntilNow, move |conn| -> Result<(User, Option<i32>), AppError> {
             let user = users::set_admin(conn, &id, admin)?;
-            sessions::revoke_user_families(conn, user.id, now)?;
-            Ok(user)
+            let user_id = user.id;
+            Ok((user, Some(user_id)))
         })
         .await?;
     log::info!(
@@ -104,10 +104,11 @@ pub async fn delete(
     let id = subject.to_string();
     state
         .revocations
-        .end_subject(subject, move |conn| -> Result<(), AppError> {
+        .end_subject(subject, SubjectScope::Everything, move |conn| -> Result<((), Option<i32>), AppError> {
+            // Their sessions go with them (ON DELETE CASCADE); no token of theirs is valid again.
             match users::delete_by_public_id(conn, &id)? {
                 0 => Err(AppError::NotFound("no such user")),
-                _ => Ok(()),
+                _ => Ok(((), None)),
             }
         })
         .await?;

@@ -37,8 +37,10 @@ async fn refreshed(app: &TestApp, refresh_token: &str) -> Session {
     }
 }
 
+/// Whether an access token is accepted. `GET /authors` checks the token alone (no lookup of
+/// the user), so this sees exactly what the deny list decides.
 async fn works(app: &TestApp, access: &str) -> bool {
-    match app.get("/users/me", access).await.status {
+    match app.get("/authors", access).await.status {
         StatusCode::OK => true,
         StatusCode::UNAUTHORIZED => false,
         other => panic!("unexpected {other}"),
@@ -252,25 +254,40 @@ async fn revocations_survive_a_restart() {
     let logged_out = register_and_login(&app, "alice").await;
     let everywhere = register_and_login(&app, "bob").await;
     let replayed = register_and_login(&app, "carol").await;
-    let untouched = register_and_login(&app, "dave").await;
-    assert_eq!(
-        app.send(app.request(Method::POST, "/logout").bearer_auth(&logged_out.access)).await.status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        app.send(app.request(Method::POST, "/logout?all=true").bearer_auth(&everywhere.access)).await.status,
-        StatusCode::NO_CONTENT
-    );
+    let revoked_alone = register_and_login(&app, "dave").await;
+    let deleted = register_and_login(&app, "erin").await;
+    let demoted = register_and_login(&app, "frank").await;
+    let untouched = register_and_login(&app, "grace").await;
+    let admin = app.admin_token().await;
+    let id_of = |session: &Session| claim(&session.access, "sub").as_str().expect("sub").to_string();
+
+    let post = |path: &str, token: &str| app.request(Method::POST, path).bearer_auth(token);
+    assert_eq!(app.send(post("/logout", &logged_out.access)).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.send(post("/logout?all=true", &everywhere.access)).await.status, StatusCode::NO_CONTENT);
     let carol_later = refreshed(&app, &replayed.refresh).await;
     assert!(!refresh_works(&app, &replayed.refresh).await);
+    let revoke = app.request(Method::POST, "/revoke").form(&[("token", revoked_alone.access.as_str())]);
+    assert_eq!(app.send(revoke).await.status, StatusCode::OK);
+    let delete = app.request(Method::DELETE, &format!("/users/{}", id_of(&deleted))).bearer_auth(&admin);
+    assert_eq!(app.send(delete).await.status, StatusCode::NO_CONTENT);
+    let promote = app.request(Method::PATCH, &format!("/users/{}", id_of(&demoted))).bearer_auth(&admin);
+    assert_eq!(app.send(promote.json(&json!({"admin": true}))).await.status, StatusCode::OK);
     let config = app.stop().await;
 
+    // Each kind of revocation is held by a different table: each must come back.
     let app = spawn_app_with(config).await;
-    for (name, token) in
-        [("logout", &logged_out.access), ("logout-all", &everywhere.access), ("reuse", &carol_later.access)]
-    {
-        assert!(!works(&app, token).await, "{name} survived the restart");
+    let refused = [
+        ("logout (jti and session)", &logged_out.access),
+        ("logout-all (subject cutoff)", &everywhere.access),
+        ("reuse (session)", &carol_later.access),
+        ("RFC 7009 on an access token (jti only)", &revoked_alone.access),
+        ("deleted user (subject, forever)", &deleted.access),
+        ("role change (subject cutoff)", &demoted.access),
+    ];
+    for (name, token) in refused {
+        assert!(!works(&app, token).await, "{name}: accepted after the restart");
     }
+    assert!(refresh_works(&app, &revoked_alone.refresh).await, "revoking an access token left its session");
     assert!(works(&app, &untouched.access).await);
     assert!(refresh_works(&app, &untouched.refresh).await);
 }
@@ -339,19 +356,14 @@ async fn rfc7662_introspection_describes_active_tokens_and_nothing_else() {
     let access = app.send(introspect(&alice.access)).await;
     assert_eq!(access.status, StatusCode::OK);
     assert_eq!(access.header("cache-control"), Some("no-store"));
-    assert_eq!(
-        (access.body["active"].as_bool(), access.body["token_type"].as_str()),
-        (Some(true), Some("access_token"))
-    );
+    assert_eq!((access.body["active"].as_bool(), access.body["token_type"].as_str()), (Some(true), Some("Bearer")));
     assert_eq!(access.body["sub"], claim(&alice.access, "sub"));
     assert_eq!(access.body["username"], "alice");
     assert_eq!(access.body["exp"], claim(&alice.access, "exp"));
 
     let refresh_meta = app.send(introspect(&alice.refresh)).await;
-    assert_eq!(
-        (refresh_meta.body["active"].as_bool(), refresh_meta.body["token_type"].as_str()),
-        (Some(true), Some("refresh_token"))
-    );
+    assert_eq!(refresh_meta.body["active"].as_bool(), Some(true));
+    assert_eq!(refresh_meta.body["sid"], claim(&alice.access, "sid"));
     assert_eq!(refresh_meta.body["sub"], claim(&alice.access, "sub"));
 
     let spent = refreshed(&app, &alice.refresh).await;
