@@ -18,11 +18,14 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "bench: $1 is missing (apt-ge
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# start_nginx_return_200 PORT: the reference point, an nginx that answers 200 with no work.
+# start_nginx_return_200 PORT [SITE_FILE]: the reference point, an nginx that answers 200 with
+# no work on PORT; SITE_FILE (a server/upstream snippet) is included beside it.
 start_nginx_return_200() {
     need nginx nginx
-    local port=$1
+    local port=$1 site=${2:-}
     mkdir -p "$WORK/nginx"
+    local include=""
+    [ -n "$site" ] && include="include $site;"
     cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes auto;
 pid $WORK/nginx.pid;
@@ -33,10 +36,19 @@ http {
     client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
     uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
     server { listen 127.0.0.1:$port; location / { return 200 "ok"; } }
+    $include
 }
 CONF
     nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
     wait_for "http://127.0.0.1:$port/"
+}
+
+# token_for PORT NAME: registers NAME and prints an access token for it.
+token_for() {
+    local port=$1 name=$2
+    curl -fsS -o /dev/null -H 'content-type: application/json' \
+        -d "{\"name\":\"$name\",\"password\":\"bench password\"}" "http://127.0.0.1:$port/register"
+    curl -fsS -u "$name:bench password" -X POST "http://127.0.0.1:$port/login" | sed 's/.*"access_token":"\([^"]*\)".*/\1/'
 }
 
 # start_service PORT [ENV=VALUE…]: the release binary on a fresh SQLite database.
