@@ -8,7 +8,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: seed_revocations DATABASE_PATH N");
     let count: usize = args.next().and_then(|n| n.parse().ok()).expect("N, a whole number");
-    let pool = connect(std::path::Path::new(&path), 1).expect("open the database");
+    let url = library_api::config::DatabaseUrl::Sqlite(std::path::PathBuf::from(&path));
+    let pool = connect(&url, 1).expect("open the database");
     let mut conn = pool.get().expect("a connection");
     run_migrations(&mut conn).expect("migrations");
     let now = Utc::now().naive_utc();

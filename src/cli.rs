@@ -108,7 +108,7 @@ fn serve(settings: Settings) -> Result<(), CliError> {
 /// Opens the database and applies pending migrations, printing what was applied.
 fn migrate(settings: &Settings) -> Result<(), CliError> {
     let (_, applied) = open_migrated(settings)?;
-    println!("{} migration(s) applied to {}", applied.len(), settings.database_path.display());
+    println!("{} migration(s) applied to {}", applied.len(), settings.database.redacted());
     for version in applied {
         println!("  {version}");
     }
@@ -117,7 +117,7 @@ fn migrate(settings: &Settings) -> Result<(), CliError> {
 
 /// Opens the database, applies pending migrations, and returns the pool and what was applied.
 fn open_migrated(settings: &Settings) -> Result<(db::DbPool, Vec<String>), CliError> {
-    let pool = db::connect(&settings.database_path, 1)?;
+    let pool = db::connect(&settings.database, 1)?;
     let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
     let applied = db::run_migrations(&mut conn)?;
     drop(conn);

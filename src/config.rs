@@ -61,6 +61,12 @@ pub struct SettingsArgs {
     /// With ADMIN_NAME: the password of the admin created at start.
     #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true, global = true)]
     pub admin_password: Option<String>,
+    /// How often each instance re-reads the key ring (picks up rotations made elsewhere).
+    #[arg(long, env = "KEY_RING_POLL_INTERVAL", default_value = "5s", global = true)]
+    pub key_ring_poll_interval: String,
+    /// How often each instance picks up revocations made by other instances.
+    #[arg(long, env = "REVOCATION_POLL_INTERVAL", default_value = "1s", global = true)]
+    pub revocation_poll_interval: String,
     /// Verified access tokens kept in memory so a repeated token skips the signature check (0: off).
     #[arg(long, env = "TOKEN_CACHE_SIZE", default_value = "10000", global = true)]
     pub token_cache_size: String,
@@ -86,6 +92,8 @@ impl std::fmt::Debug for SettingsArgs {
             .field("bcrypt_cost", &self.bcrypt_cost)
             .field("admin_name", &self.admin_name)
             .field("admin_password", &redacted(&self.admin_password))
+            .field("key_ring_poll_interval", &self.key_ring_poll_interval)
+            .field("revocation_poll_interval", &self.revocation_poll_interval)
             .field("token_cache_size", &self.token_cache_size)
             .field("db_pool_size", &self.db_pool_size)
             .finish()
@@ -108,10 +116,42 @@ pub struct InitialAdmin {
     pub password: SecretString,
 }
 
+/// Which database, and where.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A `postgres://…` connection URL.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl DatabaseUrl {
+    /// For logs: a PostgreSQL URL without its password.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    let credentials = &url[scheme + 3..at];
+                    let user = credentials.split(':').next().unwrap_or_default();
+                    format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
 /// Validated settings. Secrets are wrapped so `Debug` cannot print them.
 #[derive(Debug)]
 pub struct Settings {
-    pub database_path: PathBuf,
+    pub database: DatabaseUrl,
     pub bind_addr: SocketAddr,
     pub issuer: Option<String>,
     pub audience: String,
@@ -122,6 +162,8 @@ pub struct Settings {
     pub master_key: MasterKeySource,
     pub bcrypt_cost: u32,
     pub initial_admin: Option<InitialAdmin>,
+    pub key_ring_poll_interval: Duration,
+    pub revocation_poll_interval: Duration,
     pub token_cache_size: usize,
     pub db_pool_size: u32,
 }
@@ -140,14 +182,12 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 
 impl Settings {
     pub fn from_args(args: SettingsArgs) -> Result<Self, ConfigError> {
-        let database_path = parse_database_url(&args.database_url)?;
+        let database = parse_database_url(&args.database_url)?;
         let master_key = match args.master_key {
             Some(encoded) => {
                 MasterKeySource::Inline(parse_master_key(&encoded).map_err(|reason| invalid("MASTER_KEY", reason))?)
             }
-            None => {
-                MasterKeySource::File(args.master_key_file.unwrap_or_else(|| default_master_key_file(&database_path)))
-            }
+            None => MasterKeySource::File(args.master_key_file.unwrap_or_else(|| default_master_key_file(&database))),
         };
         Ok(Self {
             bind_addr: parse_bind_addr(&args.bind_addr)?,
@@ -169,27 +209,43 @@ impl Settings {
             rsa_key_bits: parse_key_bits(&args.rsa_key_bits)?,
             bcrypt_cost: parse_in_range("BCRYPT_COST", &args.bcrypt_cost, 4..=31)?,
             initial_admin: parse_initial_admin(args.admin_name, args.admin_password)?,
+            key_ring_poll_interval: parse_ttl(
+                "KEY_RING_POLL_INTERVAL",
+                &args.key_ring_poll_interval,
+                Duration::from_millis(100),
+                Duration::from_secs(10),
+            )?,
+            revocation_poll_interval: parse_ttl(
+                "REVOCATION_POLL_INTERVAL",
+                &args.revocation_poll_interval,
+                Duration::from_millis(100),
+                Duration::from_secs(2),
+            )?,
             token_cache_size: parse_in_range("TOKEN_CACHE_SIZE", &args.token_cache_size, 0..=1_000_000)? as usize,
             db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
-            database_path,
+            database,
             master_key,
         })
     }
 }
 
-fn parse_database_url(url: &str) -> Result<PathBuf, ConfigError> {
+fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(invalid("DATABASE_URL", "PostgreSQL is not supported by this build yet; use a SQLite path"));
+        return Ok(DatabaseUrl::Postgres(url.to_string()));
     }
     let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    if path.is_empty() || path == ":memory:" {
+    if path.is_empty() || path == ":memory:" || path.contains("://") {
         return Err(invalid("DATABASE_URL", "expected a SQLite file path, sqlite://PATH or postgres://…"));
     }
-    Ok(PathBuf::from(path))
+    Ok(DatabaseUrl::Sqlite(PathBuf::from(path)))
 }
 
-fn default_master_key_file(database_path: &Path) -> PathBuf {
-    let dir = database_path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+/// Beside the SQLite file; in the working directory for PostgreSQL.
+fn default_master_key_file(database: &DatabaseUrl) -> PathBuf {
+    let dir = match database {
+        DatabaseUrl::Sqlite(path) => path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new(".")),
+        DatabaseUrl::Postgres(_) => Path::new("."),
+    };
     dir.join("library.master.key")
 }
 
@@ -282,7 +338,7 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_put_the_master_key_beside_the_database() {
         let settings = settings_from(&["--database-url", "sqlite://data/lib.db"]).expect("valid");
-        assert_eq!(settings.database_path, PathBuf::from("data/lib.db"));
+        assert_eq!(settings.database, DatabaseUrl::Sqlite(PathBuf::from("data/lib.db")));
         assert_eq!(settings.access_token_ttl, Duration::from_secs(30 * 60));
         assert_eq!(settings.rsa_key_bits, 2048);
         assert!(
@@ -306,7 +362,7 @@ mod tests {
             (&["--master-key", "!!"], "MASTER_KEY"),
             (&["--issuer", "library"], "ISSUER"),
             (&["--admin-name", "root"], "ADMIN_PASSWORD"),
-            (&["--database-url", "postgres://localhost/x"], "DATABASE_URL"),
+            (&["--database-url", "mysql://localhost/x"], "DATABASE_URL"),
             (&["--database-url", ""], "DATABASE_URL"),
         ];
         for (args, setting) in cases {
@@ -314,6 +370,14 @@ mod tests {
             assert_eq!(error.setting, *setting, "{args:?}");
             assert!(error.to_string().contains(setting), "{args:?}: {error}");
         }
+    }
+
+    #[test]
+    fn postgres_urls_select_postgres_and_never_log_the_password() {
+        let settings = settings_from(&["--database-url", "postgres://app:s3cret@db:5432/library"]).expect("valid");
+        assert!(matches!(settings.database, DatabaseUrl::Postgres(_)));
+        assert_eq!(settings.database.redacted(), "postgres://app:***@db:5432/library");
+        assert!(!format!("{settings:?}").contains("s3cret"));
     }
 
     #[test]

@@ -49,6 +49,7 @@ diesel::table! {
         subject -> Text,
         valid_after -> Timestamp,
         expires_at -> Timestamp,
+        revoked_at -> Timestamp,
     }
 }
 

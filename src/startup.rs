@@ -46,11 +46,10 @@ pub enum StartupError {
 
 /// Opens the database and applies pending migrations (on a blocking thread).
 pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let (path, size) = (settings.database_path.clone(), settings.db_pool_size);
+    let (url, size) = (settings.database.clone(), settings.db_pool_size);
     let pool = actix_web::rt::task::spawn_blocking(move || -> Result<DbPool, DbSetupError> {
-        let pool = db::connect(&path, size)?;
-        let mut conn =
-            pool.get().map_err(|e| DbSetupError::Open { path: path.display().to_string(), reason: e.to_string() })?;
+        let pool = db::connect(&url, size)?;
+        let mut conn = pool.get().map_err(|e| DbSetupError::Open { url: url.redacted(), reason: e.to_string() })?;
         for version in db::run_migrations(&mut conn)? {
             log::info!("applied migration {version}");
         }
@@ -71,7 +70,7 @@ pub fn key_ring_config(settings: &Settings) -> Result<KeyRingConfig, StartupErro
         rotation_interval: to_chrono(settings.key_rotation_interval)?,
         token_lifetime: to_chrono(settings.access_token_ttl)? + chrono::Duration::seconds(CLOCK_LEEWAY_SECS),
     };
-    Ok(KeyRingConfig { key_bits: settings.rsa_key_bits, policy })
+    Ok(KeyRingConfig { key_bits: settings.rsa_key_bits, policy, poll_interval: settings.key_ring_poll_interval })
 }
 
 /// How many signing keys are stored (decides whether a missing master key file may be created).
@@ -102,8 +101,13 @@ impl Application {
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
         let key_ring_config = key_ring_config(&settings)?;
         let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config, clock.clone()).await?;
-        let revocations =
-            RevocationsHandle::start(db.clone(), clock.clone(), key_ring_config.policy.token_lifetime).await?;
+        let revocations = RevocationsHandle::start(
+            db.clone(),
+            clock.clone(),
+            key_ring_config.policy.token_lifetime,
+            settings.revocation_poll_interval,
+        )
+        .await?;
 
         let listener = TcpListener::bind(settings.bind_addr)
             .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;

@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-/// How often the ring checks its schedule and re-reads the database.
+/// The default of KEY_RING_POLL_INTERVAL: how often the ring checks its schedule and re-reads
+/// the database.
 pub const TICK_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -111,11 +112,14 @@ impl KeyRingSnapshot {
     }
 }
 
-/// Key size and timing rules.
+/// Key size, timing rules, and how often the ring is re-read.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyRingConfig {
     pub key_bits: usize,
     pub policy: KeyPolicy,
+    /// How often the schedule is checked and the ring re-read (changes made by other
+    /// instances or the CLI are picked up within this).
+    pub poll_interval: Duration,
 }
 
 /// What the actor's operations share; cloned into each (serialized) operation.
@@ -301,7 +305,7 @@ impl Actor for KeyRing {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(TICK_INTERVAL, |_, ctx| ctx.notify(Tick));
+        ctx.run_interval(self.ring.config.poll_interval, |_, ctx| ctx.notify(Tick));
     }
 }
 
@@ -379,8 +383,18 @@ impl KeyRingHandle {
     ) -> Result<Self, KeyRingError> {
         let snapshot = Arc::new(ArcSwap::from_pointee(KeyRingSnapshot::empty(config.policy)));
         let ring = Ring { db, master_key, config, clock, snapshot: snapshot.clone(), parsed: Arc::default() };
-        // The first load runs before the actor starts, so a failure stops the start.
-        ring.run(Operation::Tick).await?;
+        // The first load runs before the actor starts, so a failure stops the start. Instances
+        // booting together on an empty database race to create the ring: the transactions
+        // check the states they change and the loser rolls back, then adopts the winner's ring.
+        match ring.run(Operation::Tick).await {
+            Err(KeyRingError::ConcurrentChange) => {
+                log::info!("another instance changed the key ring at the same moment; adopting it");
+                ring.run(Operation::Tick).await?;
+            }
+            other => {
+                other?;
+            }
+        }
         let addr = KeyRing { ring }.start();
         Ok(Self { snapshot, addr })
     }

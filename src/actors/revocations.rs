@@ -144,12 +144,20 @@ impl DenyList {
     }
 }
 
+/// How far behind its high-water mark a sync looks again: a revocation whose transaction
+/// committed late (or was stamped by a slightly slower clock) is still picked up.
+const SYNC_MARGIN: TimeDelta = TimeDelta::seconds(10);
+
 struct Revocations {
     db: Database,
     clock: SharedClock,
     list: Arc<DenyList>,
     /// Access token lifetime plus leeway: how long a revocation must be remembered.
     token_lifetime: TimeDelta,
+    /// How often revocations made by other instances are picked up.
+    poll_interval: Duration,
+    /// The newest revocation time seen in the database.
+    high_water: Arc<std::sync::Mutex<chrono::NaiveDateTime>>,
 }
 
 impl Actor for Revocations {
@@ -157,6 +165,70 @@ impl Actor for Revocations {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(PRUNE_INTERVAL, |_, ctx| ctx.notify(Prune));
+        ctx.run_interval(self.poll_interval, |_, ctx| ctx.notify(Sync));
+    }
+}
+
+/// Picks up revocations other instances wrote (several instances on one PostgreSQL): every
+/// row stamped since the high-water mark (minus a margin) is merged into the deny list.
+#[derive(Message)]
+#[rtype(result = "Result<usize, RevocationError>")]
+struct Sync;
+
+impl Handler<Sync> for Revocations {
+    // Atomic: syncs never overlap, and the high-water mark only moves forward.
+    type Result = AtomicResponse<Self, Result<usize, RevocationError>>;
+
+    fn handle(&mut self, _: Sync, _: &mut Self::Context) -> Self::Result {
+        let (db, list, lifetime, high_water) =
+            (self.db.clone(), self.list.clone(), self.token_lifetime, self.high_water.clone());
+        let since = *high_water.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) - SYNC_MARGIN;
+        AtomicResponse::new(Box::pin(
+            async move {
+                let (tokens, families, subjects) = db
+                    .query(move |conn| {
+                        Ok((
+                            revocations::revoked_since(conn, since)?,
+                            sessions::revoked_families_since(conn, since)?,
+                            sessions::subject_revocations_since(conn, since)?,
+                        ))
+                    })
+                    .await?;
+                let mut newest = since + SYNC_MARGIN;
+                let mut denied = list.write();
+                for (jti, expires_at, revoked_at) in &tokens {
+                    if let Ok(jti) = Uuid::parse_str(jti) {
+                        denied.tokens.insert(jti, expires_at.and_utc().timestamp());
+                    }
+                    newest = newest.max(*revoked_at);
+                }
+                for (sid, revoked_at) in &families {
+                    if let Ok(sid) = Uuid::parse_str(sid) {
+                        denied.sessions.insert(sid, (revoked_at.and_utc() + lifetime).timestamp());
+                    }
+                    newest = newest.max(*revoked_at);
+                }
+                for (subject, valid_after, expires_at, revoked_at) in &subjects {
+                    if let Ok(subject) = Uuid::parse_str(subject) {
+                        let incoming = SubjectCutoff {
+                            valid_after: valid_after.and_utc().timestamp(),
+                            keep_until: expires_at.and_utc().timestamp(),
+                        };
+                        let merged = denied.subjects.get(&subject).map_or(incoming, |known| SubjectCutoff {
+                            valid_after: known.valid_after.max(incoming.valid_after),
+                            keep_until: known.keep_until.max(incoming.keep_until),
+                        });
+                        denied.subjects.insert(subject, merged);
+                    }
+                    newest = newest.max(*revoked_at);
+                }
+                drop(denied);
+                let mut mark = high_water.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                *mark = (*mark).max(newest);
+                Ok(tokens.len() + families.len() + subjects.len())
+            }
+            .into_actor(self),
+        ))
     }
 }
 
@@ -301,7 +373,13 @@ where
                                 Some(user_id) => sessions::revoke_user_families(conn, user_id, naive_now)?,
                                 None => Vec::new(),
                             };
-                            sessions::revoke_subject(conn, &subject.to_string(), stored_cutoff, stored_until)?;
+                            sessions::revoke_subject(
+                                conn,
+                                &subject.to_string(),
+                                stored_cutoff,
+                                stored_until,
+                                naive_now,
+                            )?;
                             Ok((result, sessions))
                         })
                     })
@@ -348,7 +426,12 @@ pub struct RevocationsHandle {
 impl RevocationsHandle {
     /// Loads every revocation still in force, then starts the actor. `token_lifetime` is the
     /// access token TTL plus the verification leeway.
-    pub async fn start(db: Database, clock: SharedClock, token_lifetime: TimeDelta) -> Result<Self, RevocationError> {
+    pub async fn start(
+        db: Database,
+        clock: SharedClock,
+        token_lifetime: TimeDelta,
+        poll_interval: Duration,
+    ) -> Result<Self, RevocationError> {
         let now = clock.now();
         let (naive_now, revoked_since) = (now.naive_utc(), (now - token_lifetime).naive_utc());
         let (families, subjects) = db
@@ -383,7 +466,8 @@ impl RevocationsHandle {
         denied.tokens.shrink_to_fit();
         let list = Arc::new(DenyList { denied: RwLock::new(denied) });
         log::info!("deny list loaded: {} entries, {} heap bytes", list.len(), list.heap_bytes());
-        let addr = Revocations { db, clock, list: list.clone(), token_lifetime }.start();
+        let high_water = Arc::new(std::sync::Mutex::new(naive_now));
+        let addr = Revocations { db, clock, list: list.clone(), token_lifetime, poll_interval, high_water }.start();
         Ok(Self { list, addr })
     }
 
@@ -411,6 +495,11 @@ impl RevocationsHandle {
     {
         let message = EndSubject { subject, scope, change: Box::new(change) };
         self.addr.send(message).await.map_err(|_| E::from(RevocationError::Unavailable))?
+    }
+
+    /// Picks up other instances' revocations now instead of at the next poll.
+    pub async fn sync_now(&self) -> Result<usize, RevocationError> {
+        self.addr.send(Sync).await.map_err(|_| RevocationError::Unavailable)?
     }
 
     /// Prunes now instead of at the next interval (tests, and operators' tools).

@@ -42,10 +42,11 @@ pub fn find(conn: &mut DbConn, id: i32) -> QueryResult<Option<AuthorWithCreator>
 
 /// Inserts an author created by user `created_by` (a `users.id`).
 pub fn insert(conn: &mut DbConn, fields: &AuthorFields, created_by: i32, now: NaiveDateTime) -> QueryResult<Author> {
-    diesel::insert_into(authors::table)
-        .values((fields, authors::created_by.eq(created_by), authors::created_at.eq(now), authors::updated_at.eq(now)))
+    let values = (fields, authors::created_by.eq(created_by), authors::created_at.eq(now), authors::updated_at.eq(now));
+    super::on_backend!(conn, |conn| diesel::insert_into(authors::table)
+        .values(values)
         .returning(Author::as_returning())
-        .get_result(conn)
+        .get_result(conn))
 }
 
 /// One page of authors ordered by id, and the total count.
@@ -64,10 +65,10 @@ pub fn page(conn: &mut DbConn, limit: i64, offset: i64) -> QueryResult<(Vec<Auth
 }
 
 pub fn update(conn: &mut DbConn, id: i32, fields: &AuthorFields, now: NaiveDateTime) -> QueryResult<Author> {
-    diesel::update(authors::table.find(id))
+    super::on_backend!(conn, |conn| diesel::update(authors::table.find(id))
         .set((fields, authors::updated_at.eq(now)))
         .returning(Author::as_returning())
-        .get_result(conn)
+        .get_result(conn))
 }
 
 pub fn delete(conn: &mut DbConn, id: i32) -> QueryResult<usize> {

@@ -11,69 +11,139 @@ pub mod sessions;
 pub mod signing_keys;
 pub mod users;
 
+use crate::config::DatabaseUrl;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ManageConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
-use diesel::{QueryResult, RunQueryDsl as _};
+use diesel::{Connection, QueryResult, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use std::path::Path;
 use std::time::Duration;
 
-/// The connection type every query function takes.
-pub type DbConn = SqliteConnection;
+/// The connection every query function takes: SQLite or PostgreSQL, one code path for both
+/// (a diesel `MultiConnection`).
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$conn` bound to the inner connection of whichever backend is active.
+/// For the few statements the `MultiConnection` cannot express for both at once (upserts,
+/// `RETURNING`, batch inserts), while the query itself is still written once.
+macro_rules! on_backend {
+    ($conn:expr, |$inner:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgres($inner) => $body,
+            $crate::db::DbConn::Sqlite($inner) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 /// The pool the database actor draws from.
-pub type DbPool = Pool<ConnectionManager<DbConn>>;
+pub type DbPool = Pool<DbManager>;
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// How long a connection waits for another writer before SQLite reports "database is locked".
+/// How long a SQLite connection waits for another writer before reporting "database is locked".
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a caller waits for a free pooled connection before the request gets a 503.
-const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a caller waits for a pooled connection (or for PostgreSQL to accept one) before
+/// the request gets a 503.
+const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Key of the PostgreSQL advisory lock held while migrating, so instances starting together
+/// do not both migrate.
+const MIGRATION_LOCK: i64 = 0x6c69_6272_6172_7901;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
-    #[error("cannot open database {path}: {reason}")]
-    Open { path: String, reason: String },
+    #[error("cannot open database {url}: {reason}")]
+    Open { url: String, reason: String },
     #[error("cannot run database migrations: {0}")]
     Migrate(String),
 }
 
-/// Per-connection SQLite settings, applied to every connection the pool opens.
-///
-/// WAL lets readers run beside the one writer; `synchronous = FULL` makes every commit durable
-/// before the 2xx goes out (a SIGKILL or power cut right after loses nothing); `busy_timeout`
-/// makes concurrent writers queue instead of failing; foreign keys are off by default in SQLite.
-#[derive(Debug, Clone, Copy)]
-struct SqliteConnectionSettings;
+/// Opens connections of the backend the settings name (never guessing from the URL: a
+/// PostgreSQL outage must not turn into a new SQLite file named after the URL).
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    url: DatabaseUrl,
+}
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqliteConnectionSettings {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(&format!(
-            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-            BUSY_TIMEOUT.as_millis()
-        ))
-        .map_err(diesel::r2d2::Error::QueryError)
+impl ManageConnection for DbManager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                conn.batch_execute(&sqlite_pragmas()).map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => {
+                PgConnection::establish(url).map(DbConn::Postgres).map_err(diesel::r2d2::Error::ConnectionError)
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        match conn {
+            DbConn::Postgres(conn) => diesel::r2d2::R2D2Connection::is_broken(conn),
+            DbConn::Sqlite(conn) => diesel::r2d2::R2D2Connection::is_broken(conn),
+        }
     }
 }
 
-/// Opens (creating if needed) the database at `path` with `size` pooled connections.
-pub fn connect(path: &Path, size: u32) -> Result<DbPool, DbSetupError> {
-    let manager = ConnectionManager::<DbConn>::new(path.to_string_lossy());
+/// Per-connection SQLite settings. WAL lets readers run beside the one writer;
+/// `synchronous = FULL` makes every commit durable before the 2xx goes out (a SIGKILL or power
+/// cut right after loses nothing); `busy_timeout` makes concurrent writers queue instead of
+/// failing; foreign keys are off by default in SQLite.
+fn sqlite_pragmas() -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        BUSY_TIMEOUT.as_millis()
+    )
+}
+
+/// A pool of `size` connections to `url` (the SQLite file is created if needed). Connections
+/// are opened lazily, so a PostgreSQL that is down at start is reported by the first use.
+pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, DbSetupError> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(POOL_CHECKOUT_TIMEOUT)
-        .connection_customizer(Box::new(SqliteConnectionSettings))
-        .build(manager)
-        .map_err(|e| DbSetupError::Open { path: path.display().to_string(), reason: e.to_string() })
+        .build(DbManager { url: url.clone() })
+        .map_err(|e| DbSetupError::Open { url: url.redacted(), reason: e.to_string() })
 }
 
-/// Applies pending migrations and returns the versions it applied.
+/// Applies pending migrations and returns the versions it applied. On PostgreSQL it holds an
+/// advisory lock meanwhile, so instances starting together migrate one after the other.
 pub fn run_migrations(conn: &mut DbConn) -> Result<Vec<String>, DbSetupError> {
-    let applied = conn.run_pending_migrations(MIGRATIONS).map_err(|e| DbSetupError::Migrate(e.to_string()))?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+    let migrate = |error: &dyn std::fmt::Display| DbSetupError::Migrate(error.to_string());
+    let versions =
+        |applied: Vec<diesel::migration::MigrationVersion<'_>>| applied.iter().map(ToString::to_string).collect();
+    match conn {
+        DbConn::Sqlite(conn) => conn.run_pending_migrations(SQLITE_MIGRATIONS).map(versions).map_err(|e| migrate(&e)),
+        DbConn::Postgres(conn) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                .execute(conn)
+                .map_err(|e| migrate(&e))?;
+            let applied: Result<Vec<String>, _> =
+                conn.run_pending_migrations(POSTGRES_MIGRATIONS).map(versions).map_err(|e| migrate(&e));
+            let unlocked = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).execute(conn);
+            let applied = applied?;
+            unlocked.map_err(|e| migrate(&e))?;
+            Ok(applied)
+        }
+    }
 }
 
 /// A unique value a write collided with, named independently of the backend's error text.
@@ -91,12 +161,14 @@ pub fn unique_violation(error: &DieselError) -> Option<UniqueField> {
     let DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = error else {
         return None;
     };
-    // SQLite names the column: "UNIQUE constraint failed: users.name_key".
-    let column = info.message().strip_prefix("UNIQUE constraint failed: ").unwrap_or_default();
-    Some(match column {
-        "users.name_key" => UniqueField::UserName,
-        "authors.name" => UniqueField::AuthorName,
-        "authors.book" => UniqueField::AuthorBook,
+    // PostgreSQL names the constraint (see migrations/postgres); SQLite names the column in its
+    // message: "UNIQUE constraint failed: users.name_key".
+    let name =
+        info.constraint_name().unwrap_or_else(|| info.message().trim_start_matches("UNIQUE constraint failed: "));
+    Some(match name {
+        "users.name_key" | "users_name_key_key" => UniqueField::UserName,
+        "authors.name" | "authors_name_key" => UniqueField::AuthorName,
+        "authors.book" | "authors_book_key" => UniqueField::AuthorBook,
         _ => UniqueField::Other,
     })
 }
@@ -106,18 +178,37 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
     diesel::sql_query("SELECT 1").execute(conn).map(drop)
 }
 
-/// Whether the error means the database was too busy to answer in time (worth a 503, not a 500).
+/// Whether the error means the database was busy or went away (worth a 503, not a 500).
 pub fn is_busy(error: &DieselError) -> bool {
-    matches!(error, DieselError::DatabaseError(_, info) if info.message().contains("database is locked") || info.message().contains("database is busy"))
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | DieselError::BrokenTransactionManager => {
+            true
+        }
+        DieselError::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("database is locked")
+                || message.contains("database is busy")
+                || message.contains("server closed the connection")
+                || message.contains("terminating connection")
+        }
+        _ => false,
+    }
 }
 
-/// A transaction that reads and then writes. On SQLite it takes the write lock up front
-/// (`BEGIN IMMEDIATE`): a deferred transaction that upgrades from reader to writer fails at once
-/// with SQLITE_BUSY when another writer got in between, instead of waiting its turn.
+/// A transaction that reads and then writes. On SQLite it takes the write lock up front (like
+/// `BEGIN IMMEDIATE`): a deferred transaction that upgrades from reader to writer fails at once
+/// with SQLITE_BUSY when another writer got in between, instead of waiting its turn. PostgreSQL
+/// needs nothing: the state-checking updates of the callers decide races there.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DieselError>,
 {
-    conn.immediate_transaction(work)
+    conn.transaction(|conn| {
+        if let DbConn::Sqlite(sqlite) = conn {
+            // Any write statement takes SQLite's write lock, even one that changes nothing.
+            diesel::sql_query("UPDATE users SET id = id WHERE 0").execute(sqlite)?;
+        }
+        work(conn)
+    })
 }

@@ -8,16 +8,14 @@ use diesel::prelude::*;
 /// Records that token `jti` is revoked; `expires_at` is when it would be refused anyway
 /// (its `exp` plus the verification leeway). Revoking twice is not an error.
 pub fn insert(conn: &mut DbConn, jti: &str, expires_at: NaiveDateTime, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::insert_into(revoked_tokens::table)
-        .values((
-            revoked_tokens::jti.eq(jti),
-            revoked_tokens::expires_at.eq(expires_at),
-            revoked_tokens::revoked_at.eq(now),
-        ))
+    let row =
+        (revoked_tokens::jti.eq(jti), revoked_tokens::expires_at.eq(expires_at), revoked_tokens::revoked_at.eq(now));
+    super::on_backend!(conn, |conn| diesel::insert_into(revoked_tokens::table)
+        .values(row)
         .on_conflict(revoked_tokens::jti)
         .do_nothing()
-        .execute(conn)
-        .map(drop)
+        .execute(conn))
+    .map(drop)
 }
 
 /// Up to `limit` revocations still in force at `now` with a jti after `after`, in jti order:
@@ -52,7 +50,7 @@ pub fn insert_many(conn: &mut DbConn, rows: &[(String, NaiveDateTime)], now: Nai
                     )
                 })
                 .collect();
-            diesel::insert_into(revoked_tokens::table).values(&values).execute(conn)?;
+            super::on_backend!(conn, |conn| diesel::insert_into(revoked_tokens::table).values(&values).execute(conn))?;
         }
         Ok(())
     })
@@ -61,4 +59,15 @@ pub fn insert_many(conn: &mut DbConn, rows: &[(String, NaiveDateTime)], now: Nai
 /// Deletes revocations whose tokens are refused anyway before `now`; returns how many.
 pub fn prune(conn: &mut DbConn, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::delete(revoked_tokens::table.filter(revoked_tokens::expires_at.lt(now))).execute(conn)
+}
+
+/// Revocations recorded at or after `since` (by any instance): `(jti, expires_at, revoked_at)`.
+pub fn revoked_since(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<(String, NaiveDateTime, NaiveDateTime)>> {
+    revoked_tokens::table
+        .filter(revoked_tokens::revoked_at.ge(since))
+        .select((revoked_tokens::jti, revoked_tokens::expires_at, revoked_tokens::revoked_at))
+        .load(conn)
 }

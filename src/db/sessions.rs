@@ -144,12 +144,12 @@ pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: NaiveDateTime) -> 
 /// Revokes every family of a user: their refresh tokens stop working. Returns the ids of the
 /// families it revoked, so their access tokens can be refused at once too.
 pub fn revoke_user_families(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<String>> {
-    diesel::update(
-        token_families::table.filter(token_families::user_id.eq(user_id)).filter(token_families::revoked_at.is_null()),
-    )
-    .set(token_families::revoked_at.eq(now))
-    .returning(token_families::id)
-    .get_results(conn)
+    let families =
+        token_families::table.filter(token_families::user_id.eq(user_id)).filter(token_families::revoked_at.is_null());
+    super::on_backend!(conn, |conn| diesel::update(families)
+        .set(token_families::revoked_at.eq(now))
+        .returning(token_families::id)
+        .get_results(conn))
 }
 
 /// Refuses every access token of `subject` issued at or before `valid_after`, until `expires_at`.
@@ -158,21 +158,25 @@ pub fn revoke_subject(
     subject: &str,
     valid_after: NaiveDateTime,
     expires_at: NaiveDateTime,
+    revoked_at: NaiveDateTime,
 ) -> QueryResult<()> {
-    diesel::insert_into(subject_revocations::table)
-        .values((
-            subject_revocations::subject.eq(subject),
-            subject_revocations::valid_after.eq(valid_after),
-            subject_revocations::expires_at.eq(expires_at),
-        ))
+    let row = (
+        subject_revocations::subject.eq(subject),
+        subject_revocations::valid_after.eq(valid_after),
+        subject_revocations::expires_at.eq(expires_at),
+        subject_revocations::revoked_at.eq(revoked_at),
+    );
+    super::on_backend!(conn, |conn| diesel::insert_into(subject_revocations::table)
+        .values(row)
         .on_conflict(subject_revocations::subject)
         .do_update()
         .set((
             subject_revocations::valid_after.eq(excluded(subject_revocations::valid_after)),
             subject_revocations::expires_at.eq(excluded(subject_revocations::expires_at)),
+            subject_revocations::revoked_at.eq(excluded(subject_revocations::revoked_at)),
         ))
-        .execute(conn)
-        .map(drop)
+        .execute(conn))
+    .map(drop)
 }
 
 /// Families revoked at or after `since`: `(id, revoked_at)`.
@@ -210,4 +214,21 @@ pub fn prune(conn: &mut DbConn, now: NaiveDateTime, revoked_before: NaiveDateTim
         .execute(conn)?;
         Ok(tokens + subjects + families)
     })
+}
+
+/// Subject revocations recorded at or after `since` (by any instance):
+/// `(subject, valid_after, expires_at, revoked_at)`.
+pub fn subject_revocations_since(
+    conn: &mut DbConn,
+    since: NaiveDateTime,
+) -> QueryResult<Vec<(String, NaiveDateTime, NaiveDateTime, NaiveDateTime)>> {
+    subject_revocations::table
+        .filter(subject_revocations::revoked_at.ge(since))
+        .select((
+            subject_revocations::subject,
+            subject_revocations::valid_after,
+            subject_revocations::expires_at,
+            subject_revocations::revoked_at,
+        ))
+        .load(conn)
 }

@@ -79,7 +79,7 @@ pub fn apply(conn: &mut DbConn, update: &RingUpdate) -> QueryResult<()> {
                     .execute(conn)?;
             expect_one(promoted)?;
         }
-        diesel::insert_into(signing_keys::table).values(&update.insert).execute(conn)?;
+        super::on_backend!(conn, |conn| diesel::insert_into(signing_keys::table).values(&update.insert).execute(conn))?;
         Ok(())
     })
 }

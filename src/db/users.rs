@@ -39,7 +39,10 @@ pub fn create(
 ) -> QueryResult<User> {
     let public_id = uuid::Uuid::new_v4().to_string();
     let new_user = NewUser { public_id: &public_id, name, name_key, password_hash, admin, created_at: now };
-    diesel::insert_into(users::table).values(&new_user).returning(User::as_returning()).get_result(conn)
+    super::on_backend!(conn, |conn| diesel::insert_into(users::table)
+        .values(&new_user)
+        .returning(User::as_returning())
+        .get_result(conn))
 }
 
 pub fn find_by_name_key(conn: &mut DbConn, name_key: &str) -> QueryResult<Option<User>> {
@@ -57,10 +60,10 @@ pub fn list(conn: &mut DbConn) -> QueryResult<Vec<User>> {
 
 /// Sets a user's admin flag; `NotFound` when there is no such user.
 pub fn set_admin(conn: &mut DbConn, public_id: &str, admin: bool) -> QueryResult<User> {
-    diesel::update(users::table.filter(users::public_id.eq(public_id)))
+    super::on_backend!(conn, |conn| diesel::update(users::table.filter(users::public_id.eq(public_id)))
         .set(users::admin.eq(admin))
         .returning(User::as_returning())
-        .get_result(conn)
+        .get_result(conn))
 }
 
 /// Deletes a user (their sessions go with them; their authors stay, without a creator).

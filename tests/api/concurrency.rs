@@ -3,7 +3,6 @@
 use crate::helpers::{PASSWORD, spawn_app};
 use reqwest::StatusCode;
 
-#[actix_web::test]
 async fn parallel_registrations_of_one_name_yield_one_201_and_only_409s() {
     let app = spawn_app().await;
     let attempts = (0..16u32).map(|i| {
@@ -19,3 +18,5 @@ async fn parallel_registrations_of_one_name_yield_one_201_and_only_409s() {
         "{statuses:?}"
     );
 }
+
+crate::helpers::on_both_backends!(parallel_registrations_of_one_name_yield_one_201_and_only_409s,);

@@ -5,7 +5,6 @@ use crate::helpers::{PASSWORD, spawn_app};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-#[actix_web::test]
 async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
     let app = spawn_app().await;
     let alice = app.user_token("alice").await;
@@ -263,7 +262,6 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
     }
 }
 
-#[actix_web::test]
 async fn failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users() {
     let app = spawn_app().await;
     app.user_token("alice").await;
@@ -276,10 +274,15 @@ async fn failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users()
     assert_eq!(wrong_password.body, unknown_user.body);
 }
 
-#[actix_web::test]
 async fn requests_without_a_token_get_a_bearer_challenge_without_an_error_code() {
     let app = spawn_app().await;
     let reply = app.send(app.request(Method::GET, "/users/me")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.header("www-authenticate"), Some(r#"Bearer realm="library-api""#));
 }
+
+crate::helpers::on_both_backends!(
+    bad_requests_get_the_documented_status_and_code_and_change_nothing,
+    failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users,
+    requests_without_a_token_get_a_bearer_challenge_without_an_error_code,
+);

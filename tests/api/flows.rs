@@ -113,17 +113,14 @@ async fn whole_flow(style: ClientStyle) {
     assert_eq!(style.call(&app, Method::GET, "/authors", &token, None).await.body["total"], 1);
 }
 
-#[actix_web::test]
 async fn seed_flow_with_basic_login_and_x_access_tokens_header() {
     whole_flow(ClientStyle::SeedBasicAndXAccessTokens).await;
 }
 
-#[actix_web::test]
 async fn seed_flow_with_json_login_and_bearer_header() {
     whole_flow(ClientStyle::JsonAndBearer).await;
 }
 
-#[actix_web::test]
 async fn an_admin_may_change_and_delete_any_author() {
     let app = spawn_app().await;
     let alice = app.user_token("alice").await;
@@ -142,7 +139,6 @@ async fn an_admin_may_change_and_delete_any_author() {
     assert_eq!(app.send(app.request(Method::DELETE, &path).bearer_auth(&admin)).await.status, StatusCode::NO_CONTENT);
 }
 
-#[actix_web::test]
 async fn health_and_readiness_answer() {
     let app = spawn_app().await;
     let health = app.send(app.request(Method::GET, "/healthz")).await;
@@ -152,7 +148,6 @@ async fn health_and_readiness_answer() {
     assert_eq!(ready.header("x-content-type-options"), Some("nosniff"));
 }
 
-#[actix_web::test]
 async fn a_72_byte_password_works_and_every_one_of_its_bytes_counts() {
     let app = spawn_app().await;
     let password = format!("{}A", "p".repeat(71));
@@ -162,3 +157,11 @@ async fn a_72_byte_password_works_and_every_one_of_its_bytes_counts() {
     let differs_in_last_byte = format!("{}B", "p".repeat(71));
     assert_eq!(app.login_basic("longpass", &differs_in_last_byte).await.status, StatusCode::UNAUTHORIZED);
 }
+
+crate::helpers::on_both_backends!(
+    seed_flow_with_basic_login_and_x_access_tokens_header,
+    seed_flow_with_json_login_and_bearer_header,
+    an_admin_may_change_and_delete_any_author,
+    health_and_readiness_answer,
+    a_72_byte_password_works_and_every_one_of_its_bytes_counts,
+);

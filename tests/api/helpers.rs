@@ -1,13 +1,15 @@
-//! `spawn_app()`: the real service on port 0 with its own temporary SQLite database, a manual
-//! clock and cheap bcrypt, plus request helpers that read like the API.
+//! `spawn_app()`: the real service on port 0 with its own database (a temporary SQLite file, or
+//! a fresh PostgreSQL database under [`on_postgres`]), a manual clock and cheap bcrypt, plus
+//! request helpers that read like the API.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
-use diesel::{Connection as _, SqliteConnection};
+use diesel::{Connection as _, PgConnection, RunQueryDsl as _, SqliteConnection};
 use library_api::actors::key_ring::open_key;
 use library_api::clock::ManualClock;
 use library_api::config::{Settings, SettingsArgs};
+use library_api::db::DbConn;
 use library_api::db::{authors, signing_keys, users};
 use library_api::master_key::MasterKey;
 use library_api::startup::{Application, StartupError};
@@ -22,6 +24,91 @@ pub const PASSWORD: &str = "correct horse battery";
 pub const ADMIN_NAME: &str = "root-admin";
 pub const ADMIN_PASSWORD: &str = "admin password 1";
 
+/// The PostgreSQL server tests use (trust auth); each test creates and drops its own database.
+fn postgres_server() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    /// The backend `TestConfig::default()` uses inside [`on_postgres`].
+    static BACKEND: Backend;
+}
+
+fn current_backend() -> Backend {
+    BACKEND.try_with(|backend| *backend).unwrap_or(Backend::Sqlite)
+}
+
+/// Whether PostgreSQL can be reached; without it, PostgreSQL tests skip with a printed reason,
+/// unless REQUIRE_POSTGRES=1 makes that a failure.
+pub fn postgres_available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let available =
+        *AVAILABLE.get_or_init(|| PgConnection::establish(&format!("{}/postgres", postgres_server())).is_ok());
+    if !available {
+        assert!(
+            std::env::var("REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "REQUIRE_POSTGRES=1 but PostgreSQL is not reachable at {}",
+            postgres_server()
+        );
+        eprintln!(
+            "skipping: PostgreSQL is not reachable at {}; set REQUIRE_POSTGRES=1 to make this a failure",
+            postgres_server()
+        );
+    }
+    available
+}
+
+/// Runs a test body with PostgreSQL as the backend of every `TestConfig::default()` in it.
+pub async fn on_postgres(test: impl std::future::Future<Output = ()>) {
+    if postgres_available() {
+        BACKEND.scope(Backend::Postgres, test).await;
+    }
+}
+
+/// Runs each listed test (an `async fn()` in the same module) on SQLite and on PostgreSQL:
+/// `module::sqlite::name` and `module::postgres::name`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[actix_web::test] async fn $name() { super::$name().await } )*
+        }
+        mod postgres {
+            $( #[actix_web::test] async fn $name() { $crate::helpers::on_postgres(super::$name()).await } )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A PostgreSQL database made for one test, dropped with it.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> Self {
+        let name = format!("library_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::establish(&format!("{}/postgres", postgres_server())).expect("PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create the test database");
+        Self { url: format!("{}/{name}", postgres_server()), name }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&format!("{}/postgres", postgres_server())) {
+            let _ =
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut admin);
+        }
+    }
+}
+
 /// What a test may vary about the service it starts.
 #[derive(Clone)]
 pub struct TestConfig {
@@ -35,6 +122,10 @@ pub struct TestConfig {
     pub clock_offset: chrono::Duration,
     /// Read the master key from this file instead of MASTER_KEY.
     pub master_key_file: Option<PathBuf>,
+    /// Set under [`on_postgres`]: the database this test owns.
+    pub postgres: Option<Arc<PgDatabase>>,
+    pub key_ring_poll_interval: String,
+    pub revocation_poll_interval: String,
 }
 
 impl Default for TestConfig {
@@ -49,18 +140,29 @@ impl Default for TestConfig {
             key_rotation_interval: "24h".to_string(),
             clock_offset: chrono::Duration::zero(),
             master_key_file: None,
+            postgres: (current_backend() == Backend::Postgres).then(|| Arc::new(PgDatabase::create())),
+            key_ring_poll_interval: "5s".into(),
+            revocation_poll_interval: "1s".into(),
         }
     }
 }
 
 impl TestConfig {
+    /// The SQLite file (SQLite-only tests: CLI, SIGKILL durability, files on disk).
     pub fn database_path(&self) -> PathBuf {
         self.dir.path().join("library.db")
     }
 
+    pub fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(database) => database.url.clone(),
+            None => self.database_path().display().to_string(),
+        }
+    }
+
     pub fn settings(&self) -> Settings {
         Settings::from_args(SettingsArgs {
-            database_url: self.database_path().display().to_string(),
+            database_url: self.database_url(),
             bind_addr: "127.0.0.1:0".into(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
@@ -73,6 +175,8 @@ impl TestConfig {
             bcrypt_cost: "4".into(),
             admin_name: Some(ADMIN_NAME.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
+            key_ring_poll_interval: self.key_ring_poll_interval.clone(),
+            revocation_poll_interval: self.revocation_poll_interval.clone(),
             token_cache_size: "10000".into(),
             db_pool_size: "4".into(),
         })
@@ -207,9 +311,15 @@ impl TestApp {
         self.post_json("/authors", Some(token), &json!({"name": name, "book": book, "country": "UK"})).await
     }
 
-    /// A direct connection to the app's database file, for checking what is stored.
-    pub fn db(&self) -> SqliteConnection {
-        SqliteConnection::establish(&self.config.database_path().display().to_string()).expect("open the test database")
+    /// A direct connection to the app's database, for checking what is stored.
+    pub fn db(&self) -> DbConn {
+        match &self.config.postgres {
+            Some(database) => DbConn::Postgres(PgConnection::establish(&database.url).expect("open the test database")),
+            None => DbConn::Sqlite(
+                SqliteConnection::establish(&self.config.database_path().display().to_string())
+                    .expect("open the test database"),
+            ),
+        }
     }
 
     /// Everything stored in users and authors, to show that a rejected request changed nothing.

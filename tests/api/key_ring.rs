@@ -43,7 +43,6 @@ fn kid_in(keys: &[(String, String)], state: &str) -> String {
         .unwrap_or_else(|| panic!("no {state} key in {keys:?}"))
 }
 
-#[actix_web::test]
 async fn the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_token_lifetime() {
     let app = spawn_app_with(hourly()).await;
     let keys = keys_by_state(&app).await;
@@ -100,7 +99,6 @@ async fn the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_to
     }
 }
 
-#[actix_web::test]
 async fn verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid() {
     let app = spawn_app_with(hourly()).await;
     let admin_token = || app.admin_token();
@@ -141,7 +139,6 @@ async fn verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid() {
     assert!(signers.len() >= 8, "many rotations happened: {}", signers.len());
 }
 
-#[actix_web::test]
 async fn admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once() {
     let app = spawn_app_with(hourly()).await;
     let user = app.user_token("alice").await;
@@ -187,7 +184,6 @@ async fn admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once() {
     assert_eq!((unknown.status, unknown.error_code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
-#[actix_web::test]
 async fn forced_rotations_under_load_never_fail_a_request() {
     // Rotations every 2 minutes are allowed with a 4-minute interval (max-age ceiling 1 min).
     let app =
@@ -233,7 +229,6 @@ async fn forced_rotations_under_load_never_fail_a_request() {
     assert!(succeeded.load(Ordering::Relaxed) > 20, "the load ran");
 }
 
-#[actix_web::test]
 async fn a_rotation_that_fell_due_while_the_service_was_down_happens_at_start() {
     let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..hourly() }).await;
     let next = kid_in(&keys_by_state(&app).await, "next");
@@ -245,7 +240,6 @@ async fn a_rotation_that_fell_due_while_the_service_was_down_happens_at_start() 
     assert_eq!(keys.iter().filter(|(_, state)| state == "next").count(), 1);
 }
 
-#[actix_web::test]
 async fn discovery_points_at_the_jwks_and_the_endpoints() {
     let app =
         spawn_app_with(TestConfig { issuer: Some("https://auth.example.test".into()), ..TestConfig::default() }).await;
@@ -259,3 +253,12 @@ async fn discovery_points_at_the_jwks_and_the_endpoints() {
     assert_eq!(doc["introspection_endpoint"], "https://auth.example.test/introspect");
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
 }
+
+crate::helpers::on_both_backends!(
+    the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_token_lifetime,
+    verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid,
+    admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once,
+    forced_rotations_under_load_never_fail_a_request,
+    a_rotation_that_fell_due_while_the_service_was_down_happens_at_start,
+    discovery_points_at_the_jwks_and_the_endpoints,
+);

@@ -4,7 +4,6 @@ use crate::helpers::{TestConfig, spawn_app, spawn_app_with, try_spawn_app};
 use library_api::startup::StartupError;
 use reqwest::{Method, StatusCode};
 
-#[actix_web::test]
 async fn a_token_issued_before_a_restart_still_works_after_it() {
     // A fixed issuer: the default one names the bound port, which port 0 changes on restart.
     let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..TestConfig::default() }).await;
@@ -52,7 +51,6 @@ async fn the_private_key_is_never_stored_in_plaintext() {
     }
 }
 
-#[actix_web::test]
 async fn a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring() {
     let app = spawn_app().await;
     let config = app.stop().await;
@@ -64,7 +62,6 @@ async fn a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring() {
     }
 }
 
-#[actix_web::test]
 async fn users_are_listed_for_admins_without_password_hashes_and_stored_as_bcrypt() {
     let app = spawn_app().await;
     app.user_token("alice").await;
@@ -87,3 +84,9 @@ async fn users_are_listed_for_admins_without_password_hashes_and_stored_as_bcryp
         assert!(!user.password_hash.contains(crate::helpers::PASSWORD));
     }
 }
+
+crate::helpers::on_both_backends!(
+    a_token_issued_before_a_restart_still_works_after_it,
+    a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring,
+    users_are_listed_for_admins_without_password_hashes_and_stored_as_bcrypt,
+);

@@ -5,7 +5,7 @@ use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
 use diesel_migrations::MigrationHarness as _;
-use library_api::db::{MIGRATIONS, run_migrations};
+use library_api::db::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 use std::collections::BTreeMap;
 
 #[derive(QueryableByName, Debug)]
@@ -91,18 +91,76 @@ fn fresh_database() -> (tempfile::TempDir, SqliteConnection) {
 }
 
 #[test]
-fn schema_rs_matches_the_migrated_database() {
+fn schema_rs_matches_the_migrated_sqlite_database() {
     let (_dir, mut conn) = fresh_database();
-    run_migrations(&mut conn).expect("migrate");
+    conn.run_pending_migrations(SQLITE_MIGRATIONS).expect("migrate");
     assert_eq!(migrated_schema(&mut conn), declared_schema());
 }
 
 #[test]
-fn every_migration_reverts_cleanly_and_reapplies() {
+fn every_sqlite_migration_reverts_cleanly_and_reapplies() {
     let (_dir, mut conn) = fresh_database();
-    run_migrations(&mut conn).expect("up");
-    conn.revert_all_migrations(MIGRATIONS).expect("down");
+    conn.run_pending_migrations(SQLITE_MIGRATIONS).expect("up");
+    conn.revert_all_migrations(SQLITE_MIGRATIONS).expect("down");
     assert!(migrated_schema(&mut conn).is_empty(), "down.sql leaves tables behind");
-    run_migrations(&mut conn).expect("up again");
+    conn.run_pending_migrations(SQLITE_MIGRATIONS).expect("up again");
     assert_eq!(migrated_schema(&mut conn), declared_schema());
+}
+
+#[derive(QueryableByName, Debug)]
+struct PgColumn {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    data_type: String,
+    #[diesel(sql_type = Text)]
+    is_nullable: String,
+}
+
+/// Tables and `(column, type)` of a migrated PostgreSQL database, in schema.rs's terms.
+fn migrated_pg_schema(conn: &mut PgConnection) -> Tables {
+    let columns = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name <> '__diesel_schema_migrations' ORDER BY table_name, ordinal_position",
+    )
+    .load::<PgColumn>(conn)
+    .expect("columns");
+    let mut tables = Tables::new();
+    for column in columns {
+        let base = match column.data_type.as_str() {
+            "integer" => "Integer",
+            "text" => "Text",
+            "boolean" => "Bool",
+            "timestamp without time zone" => "Timestamp",
+            "bytea" => "Binary",
+            other => panic!("unmapped SQL type {other} in {}.{}", column.table_name, column.column_name),
+        };
+        let sql_type = if column.is_nullable == "YES" { format!("Nullable<{base}>") } else { base.to_string() };
+        tables.entry(column.table_name).or_default().push((column.column_name, sql_type));
+    }
+    tables
+}
+
+#[test]
+fn schema_rs_matches_the_migrated_postgres_database_and_its_migrations_revert() {
+    if !crate::helpers::postgres_available() {
+        return;
+    }
+    let database = crate::helpers::PgDatabase::create();
+    let mut conn = PgConnection::establish(&database.url).expect("connect");
+    conn.run_pending_migrations(POSTGRES_MIGRATIONS).expect("up");
+    assert_eq!(migrated_pg_schema(&mut conn), declared_schema(), "PostgreSQL migrations drifted from schema.rs");
+    conn.revert_all_migrations(POSTGRES_MIGRATIONS).expect("down");
+    assert!(migrated_pg_schema(&mut conn).is_empty(), "down.sql leaves tables behind");
+    conn.run_pending_migrations(POSTGRES_MIGRATIONS).expect("up again");
+    assert_eq!(migrated_pg_schema(&mut conn), declared_schema());
+    assert_eq!(
+        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .expect("sqlite")
+            .len(),
+        diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS).expect("postgres").len(),
+        "both dialects have the same migrations"
+    );
 }

@@ -68,7 +68,6 @@ fn claim(token: &str, name: &str) -> serde_json::Value {
     claims[name].clone()
 }
 
-#[actix_web::test]
 async fn a_refresh_token_is_spent_for_a_new_pair_in_the_same_session() {
     let app = spawn_app().await;
     let first = register_and_login(&app, "alice").await;
@@ -104,7 +103,6 @@ fn refreshed_from(reply: &Reply) -> Session {
     }
 }
 
-#[actix_web::test]
 async fn presenting_a_spent_refresh_token_revokes_the_whole_session_and_nothing_else() {
     let app = spawn_app().await;
     let stolen = register_and_login(&app, "alice").await;
@@ -122,7 +120,6 @@ async fn presenting_a_spent_refresh_token_revokes_the_whole_session_and_nothing_
     assert!(works(&app, &bob.access).await);
 }
 
-#[actix_web::test]
 async fn an_expired_or_unknown_refresh_token_is_refused() {
     let app = spawn_app().await;
     let session = register_and_login(&app, "alice").await;
@@ -137,7 +134,6 @@ async fn an_expired_or_unknown_refresh_token_is_refused() {
     assert!(!refresh_works(&app, &session.refresh).await, "expired after REFRESH_TOKEN_TTL");
 }
 
-#[actix_web::test]
 async fn a_deleted_users_refresh_and_access_tokens_stop_working() {
     let app = spawn_app().await;
     let alice = register_and_login(&app, "alice").await;
@@ -163,7 +159,6 @@ async fn a_deleted_users_refresh_and_access_tokens_stop_working() {
     assert_eq!(by_user.status, StatusCode::FORBIDDEN);
 }
 
-#[actix_web::test]
 async fn logout_ends_the_token_and_its_session_but_no_other() {
     let app = spawn_app().await;
     let laptop = register_and_login(&app, "alice").await;
@@ -181,7 +176,6 @@ async fn logout_ends_the_token_and_its_session_but_no_other() {
     assert!(works(&app, &bob.access).await);
 }
 
-#[actix_web::test]
 async fn logout_everywhere_ends_every_token_the_user_holds_and_only_theirs() {
     let app = spawn_app().await;
     let laptop = register_and_login(&app, "alice").await;
@@ -205,7 +199,6 @@ async fn logout_everywhere_ends_every_token_the_user_holds_and_only_theirs() {
     assert_eq!(bad_flag.status, StatusCode::BAD_REQUEST);
 }
 
-#[actix_web::test]
 async fn a_demoted_admin_loses_the_admin_tokens_at_once() {
     let app = spawn_app().await;
     let root = app.admin_token().await;
@@ -248,7 +241,6 @@ async fn a_demoted_admin_loses_the_admin_tokens_at_once() {
     assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
 }
 
-#[actix_web::test]
 async fn revocations_survive_a_restart() {
     let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..TestConfig::default() }).await;
     let logged_out = register_and_login(&app, "alice").await;
@@ -292,7 +284,6 @@ async fn revocations_survive_a_restart() {
     assert!(refresh_works(&app, &untouched.refresh).await);
 }
 
-#[actix_web::test]
 async fn pruning_drops_only_revocations_that_no_longer_matter() {
     let app = spawn_app().await;
     let early = register_and_login(&app, "alice").await;
@@ -309,7 +300,6 @@ async fn pruning_drops_only_revocations_that_no_longer_matter() {
     assert!(!works(&app, &late.access).await, "bob's revoked token is still refused");
 }
 
-#[actix_web::test]
 async fn rfc7009_revocation_accepts_any_token_and_ends_what_it_names() {
     let app = spawn_app().await;
     let alice = register_and_login(&app, "alice").await;
@@ -341,7 +331,6 @@ async fn rfc7009_revocation_accepts_any_token_and_ends_what_it_names() {
     assert_eq!(text.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }
 
-#[actix_web::test]
 async fn rfc7662_introspection_describes_active_tokens_and_nothing_else() {
     let app = spawn_app().await;
     let alice = register_and_login(&app, "alice").await;
@@ -387,3 +376,17 @@ async fn rfc7662_introspection_describes_active_tokens_and_nothing_else() {
         .await;
     assert_eq!(expired.body, json!({"active": false}), "expired");
 }
+
+crate::helpers::on_both_backends!(
+    a_refresh_token_is_spent_for_a_new_pair_in_the_same_session,
+    presenting_a_spent_refresh_token_revokes_the_whole_session_and_nothing_else,
+    an_expired_or_unknown_refresh_token_is_refused,
+    a_deleted_users_refresh_and_access_tokens_stop_working,
+    logout_ends_the_token_and_its_session_but_no_other,
+    logout_everywhere_ends_every_token_the_user_holds_and_only_theirs,
+    a_demoted_admin_loses_the_admin_tokens_at_once,
+    revocations_survive_a_restart,
+    pruning_drops_only_revocations_that_no_longer_matter,
+    rfc7009_revocation_accepts_any_token_and_ends_what_it_names,
+    rfc7662_introspection_describes_active_tokens_and_nothing_else,
+);

@@ -9,7 +9,6 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-#[actix_web::test]
 async fn verify_answers_only_200_401_or_403_whatever_the_request() {
     let app = spawn_app().await;
     let alice = app.user_token("alice").await;
@@ -52,7 +51,6 @@ async fn verify_answers_only_200_401_or_403_whatever_the_request() {
     }
 }
 
-#[actix_web::test]
 async fn verify_passes_the_callers_identity_and_challenges_everyone_else() {
     let app = spawn_app().await;
     assert_eq!(app.register("Zoë", PASSWORD).await.status, StatusCode::CREATED);
@@ -77,7 +75,6 @@ async fn verify_passes_the_callers_identity_and_challenges_everyone_else() {
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED, "logout-all reaches /verify at once, cache or not");
 }
 
-#[actix_web::test]
 async fn a_cached_token_is_refused_at_once_after_logout_or_key_deletion() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -277,3 +274,9 @@ async fn nginx_auth_request_protects_an_upstream_with_the_shipped_config() {
     let (status, _, _) = through(&app, &nginx, "/books", Some(&admin), &[]).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+crate::helpers::on_both_backends!(
+    verify_answers_only_200_401_or_403_whatever_the_request,
+    verify_passes_the_callers_identity_and_challenges_everyone_else,
+    a_cached_token_is_refused_at_once_after_logout_or_key_deletion,
+);

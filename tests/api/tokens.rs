@@ -23,7 +23,6 @@ fn encode(value: &Value) -> String {
     B64URL.encode(value.to_string())
 }
 
-#[actix_web::test]
 async fn access_tokens_carry_the_rfc9068_header_and_every_claim() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -51,7 +50,6 @@ async fn access_tokens_carry_the_rfc9068_header_and_every_claim() {
     assert_eq!(admin_claims["groups"], json!(["admin"]));
 }
 
-#[actix_web::test]
 async fn a_token_verifies_with_nothing_but_the_published_jwks() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -80,7 +78,6 @@ async fn a_token_verifies_with_nothing_but_the_published_jwks() {
     assert_eq!(verified.claims.name, "alice");
 }
 
-#[actix_web::test]
 async fn jwks_is_cacheable_and_answers_304_to_its_etag() {
     let app = spawn_app().await;
     let first = app.send(app.request(Method::GET, "/.well-known/jwks.json")).await;
@@ -147,7 +144,6 @@ fn stored_private_key(app: &TestApp, kid: &str) -> Vec<u8> {
         .private_key_enc
 }
 
-#[actix_web::test]
 async fn forged_tokens_are_refused_with_an_invalid_token_challenge() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -166,7 +162,6 @@ async fn forged_tokens_are_refused_with_an_invalid_token_challenge() {
     }
 }
 
-#[actix_web::test]
 async fn a_token_expires_after_its_ttl_and_the_leeway() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -176,7 +171,6 @@ async fn a_token_expires_after_its_ttl_and_the_leeway() {
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED, "expired");
 }
 
-#[actix_web::test]
 async fn a_token_is_not_valid_before_its_nbf() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -184,7 +178,6 @@ async fn a_token_is_not_valid_before_its_nbf() {
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED);
 }
 
-#[actix_web::test]
 async fn logout_revokes_exactly_the_presented_token() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -204,7 +197,6 @@ async fn logout_revokes_exactly_the_presented_token() {
     );
 }
 
-#[actix_web::test]
 async fn a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it() {
     let app = spawn_app().await;
     let token = app.user_token("alice").await;
@@ -222,3 +214,14 @@ async fn a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it
     assert!(revocations.deny_list().is_empty(), "and the in-memory entry");
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED, "expired anyway");
 }
+
+crate::helpers::on_both_backends!(
+    access_tokens_carry_the_rfc9068_header_and_every_claim,
+    a_token_verifies_with_nothing_but_the_published_jwks,
+    jwks_is_cacheable_and_answers_304_to_its_etag,
+    forged_tokens_are_refused_with_an_invalid_token_challenge,
+    a_token_expires_after_its_ttl_and_the_leeway,
+    a_token_is_not_valid_before_its_nbf,
+    logout_revokes_exactly_the_presented_token,
+    a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it,
+);

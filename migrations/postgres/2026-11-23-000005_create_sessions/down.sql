@@ -1,0 +1,3 @@
+DROP TABLE subject_revocations;
+DROP TABLE refresh_tokens;
+DROP TABLE token_families;
