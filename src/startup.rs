@@ -189,8 +189,11 @@ async fn ensure_admin(state: &AppState, admin: &InitialAdmin) -> Result<(), Star
         return Ok(());
     }
     let hash = state.passwords.hash(password.expose()).await?;
-    let user =
-        http::create_user(state, name, hash, true).await.map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
-    log::info!("created admin {} ({})", user.name, user.public_id);
+    match http::create_user(state, name, hash, true).await {
+        Ok(user) => log::info!("created admin {} ({})", user.name, user.public_id),
+        // Another instance starting at the same moment created it first.
+        Err(http::errors::AppError::Conflict { .. }) => log::info!("admin {} already exists", admin.name),
+        Err(error) => return Err(StartupError::InitialAdmin(error.to_string())),
+    }
     Ok(())
 }

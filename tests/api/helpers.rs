@@ -126,6 +126,8 @@ pub struct TestConfig {
     pub postgres: Option<Arc<PgDatabase>>,
     pub key_ring_poll_interval: String,
     pub revocation_poll_interval: String,
+    /// Reach the database through this URL instead (a proxy that can cut the connection).
+    pub database_url_override: Option<String>,
 }
 
 impl Default for TestConfig {
@@ -143,6 +145,7 @@ impl Default for TestConfig {
             postgres: (current_backend() == Backend::Postgres).then(|| Arc::new(PgDatabase::create())),
             key_ring_poll_interval: "5s".into(),
             revocation_poll_interval: "1s".into(),
+            database_url_override: None,
         }
     }
 }
@@ -154,6 +157,9 @@ impl TestConfig {
     }
 
     pub fn database_url(&self) -> String {
+        if let Some(url) = &self.database_url_override {
+            return url.clone();
+        }
         match &self.postgres {
             Some(database) => database.url.clone(),
             None => self.database_path().display().to_string(),
