@@ -67,6 +67,21 @@ pub struct SettingsArgs {
     /// How often each instance picks up revocations made by other instances.
     #[arg(long, env = "REVOCATION_POLL_INTERVAL", default_value = "1s", global = true)]
     pub revocation_poll_interval: String,
+    /// Failed logins per account answered without delay; later ones wait 1 s, 2 s, 4 s, …
+    #[arg(long, env = "LOGIN_FAILURES_BEFORE_DELAY", default_value = "5", global = true)]
+    pub login_failures_before_delay: String,
+    /// The longest wait for an account (kept short: an attacker must not lock real users out).
+    #[arg(long, env = "LOGIN_DELAY_CAP", default_value = "1m", global = true)]
+    pub login_delay_cap: String,
+    /// Failed logins per client address answered without delay.
+    #[arg(long, env = "IP_FAILURES_BEFORE_DELAY", default_value = "20", global = true)]
+    pub ip_failures_before_delay: String,
+    /// The longest wait for a client address.
+    #[arg(long, env = "IP_DELAY_CAP", default_value = "15m", global = true)]
+    pub ip_delay_cap: String,
+    /// Comma-separated addresses of reverse proxies whose X-Forwarded-For is trusted.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", global = true)]
+    pub trusted_proxies: String,
     /// Verified access tokens kept in memory so a repeated token skips the signature check (0: off).
     #[arg(long, env = "TOKEN_CACHE_SIZE", default_value = "10000", global = true)]
     pub token_cache_size: String,
@@ -94,6 +109,11 @@ impl std::fmt::Debug for SettingsArgs {
             .field("admin_password", &redacted(&self.admin_password))
             .field("key_ring_poll_interval", &self.key_ring_poll_interval)
             .field("revocation_poll_interval", &self.revocation_poll_interval)
+            .field("login_failures_before_delay", &self.login_failures_before_delay)
+            .field("login_delay_cap", &self.login_delay_cap)
+            .field("ip_failures_before_delay", &self.ip_failures_before_delay)
+            .field("ip_delay_cap", &self.ip_delay_cap)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("token_cache_size", &self.token_cache_size)
             .field("db_pool_size", &self.db_pool_size)
             .finish()
@@ -164,6 +184,8 @@ pub struct Settings {
     pub initial_admin: Option<InitialAdmin>,
     pub key_ring_poll_interval: Duration,
     pub revocation_poll_interval: Duration,
+    pub login_throttle: crate::throttle::LoginThrottle,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub token_cache_size: usize,
     pub db_pool_size: u32,
 }
@@ -221,6 +243,22 @@ impl Settings {
                 Duration::from_millis(100),
                 Duration::from_secs(2),
             )?,
+            login_throttle: crate::throttle::LoginThrottle {
+                account: throttle_rule(
+                    "LOGIN_FAILURES_BEFORE_DELAY",
+                    &args.login_failures_before_delay,
+                    "LOGIN_DELAY_CAP",
+                    &args.login_delay_cap,
+                )?,
+                ip: throttle_rule(
+                    "IP_FAILURES_BEFORE_DELAY",
+                    &args.ip_failures_before_delay,
+                    "IP_DELAY_CAP",
+                    &args.ip_delay_cap,
+                )?,
+                forget_after: chrono::Duration::hours(1),
+            },
+            trusted_proxies: parse_trusted_proxies(&args.trusted_proxies)?,
             token_cache_size: parse_in_range("TOKEN_CACHE_SIZE", &args.token_cache_size, 0..=1_000_000)? as usize,
             db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
             database,
@@ -309,6 +347,30 @@ fn parse_in_range(
     })
 }
 
+fn throttle_rule(
+    failures_setting: &'static str,
+    failures: &str,
+    cap_setting: &'static str,
+    cap: &str,
+) -> Result<crate::throttle::ThrottleRule, ConfigError> {
+    let free_failures = parse_in_range(failures_setting, failures, 1..=1_000)? as i32;
+    let cap = parse_ttl(cap_setting, cap, Duration::from_secs(1), Duration::from_secs(24 * 60 * 60))?;
+    Ok(crate::throttle::ThrottleRule {
+        free_failures,
+        base_delay: chrono::Duration::seconds(1),
+        max_delay: chrono::Duration::from_std(cap).map_err(|_| invalid(cap_setting, "out of range"))?,
+    })
+}
+
+fn parse_trusted_proxies(value: &str) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| item.parse().map_err(|_| invalid("TRUSTED_PROXIES", format!("'{item}' is not an IP address"))))
+        .collect()
+}
+
 fn parse_initial_admin(name: Option<String>, password: Option<String>) -> Result<Option<InitialAdmin>, ConfigError> {
     match (name, password) {
         (None, None) => Ok(None),
@@ -358,6 +420,9 @@ mod tests {
             (&["--bind-addr", "nowhere"], "BIND_ADDR"),
             (&["--key-rotation-interval", "10s"], "KEY_ROTATION_INTERVAL"),
             (&["--refresh-token-ttl", "2s"], "REFRESH_TOKEN_TTL"),
+            (&["--login-failures-before-delay", "0"], "LOGIN_FAILURES_BEFORE_DELAY"),
+            (&["--ip-delay-cap", "forever"], "IP_DELAY_CAP"),
+            (&["--trusted-proxies", "10.0.0.1,nope"], "TRUSTED_PROXIES"),
             (&["--master-key", "c2hvcnQ="], "MASTER_KEY"),
             (&["--master-key", "!!"], "MASTER_KEY"),
             (&["--issuer", "library"], "ISSUER"),

@@ -13,4 +13,5 @@ pub mod key_schedule;
 pub mod master_key;
 pub mod schema;
 pub mod startup;
+pub mod throttle;
 pub mod tokens;

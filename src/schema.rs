@@ -15,6 +15,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Integer,
+        blocked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Text,
         family_id -> Text,
@@ -81,6 +90,7 @@ diesel::joinable!(token_families -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     authors,
+    login_throttle,
     refresh_tokens,
     revoked_tokens,
     signing_keys,

@@ -122,7 +122,17 @@ impl Application {
             refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
         };
         let token_cache = VerifiedTokenCache::new(settings.token_cache_size);
-        let state = Data::new(AppState { db, passwords, key_ring, revocations, clock, tokens, token_cache });
+        let state = Data::new(AppState {
+            db,
+            passwords,
+            key_ring,
+            revocations,
+            clock,
+            tokens,
+            token_cache,
+            login_throttle: settings.login_throttle,
+            trusted_proxies: settings.trusted_proxies.clone(),
+        });
         if let Some(admin) = &settings.initial_admin {
             ensure_admin(&state, admin).await?;
         }
@@ -143,6 +153,10 @@ impl Application {
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
         })
+        // Slow or idle clients cannot hold a worker's connection slots forever.
+        .client_request_timeout(std::time::Duration::from_secs(10))
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
+        .keep_alive(std::time::Duration::from_secs(75))
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: address, source })?
         .run();

@@ -248,7 +248,10 @@ impl Handler<Prune> for Revocations {
             let pruned = db
                 .query(move |conn| {
                     let tokens = revocations::prune(conn, now.naive_utc())?;
-                    Ok(tokens + sessions::prune(conn, now.naive_utc(), revoked_before)?)
+                    let sessions = sessions::prune(conn, now.naive_utc(), revoked_before)?;
+                    // Housekeeping of the same kind: login counters idle for a day.
+                    let counters = crate::db::throttle::prune(conn, (now - TimeDelta::days(1)).naive_utc())?;
+                    Ok(tokens + sessions + counters)
                 })
                 .await
                 .inspect_err(|error| log::warn!("pruning revocations failed (will retry): {error}"))?;

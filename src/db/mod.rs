@@ -9,6 +9,7 @@ pub mod authors;
 pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
+pub mod throttle;
 pub mod users;
 
 use crate::config::DatabaseUrl;

@@ -8,6 +8,7 @@ use crate::db::UniqueField;
 use crate::db::sessions::{self, Refresh};
 use crate::db::users::{self, User};
 use crate::domain::{Password, UserName, name_key};
+use crate::throttle::{self, AttemptKeys};
 use crate::tokens::{AccessClaims, MAX_REFRESH_TOKEN_LEN, generate_refresh_token, hash_refresh_token};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::web::{Data, Payload, Query};
@@ -15,6 +16,8 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Deserialize)]
@@ -94,10 +97,18 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
         Password::check_length(&password)?;
     }
     let key = name_key(&name);
+    let attempt = AttemptKeys::new(&key, &client_ip(&req, &state.trusted_proxies).to_string());
+    let attempt = Arc::new(attempt);
+    let (counted, throttle, now) = (attempt.clone(), state.login_throttle, state.clock.now());
+    if let Err(wait) = state.db.query(move |conn| throttle::begin_attempt(conn, &counted, &throttle, now)).await? {
+        log::info!("login throttled for {:?}", name);
+        return Err(AppError::TooManyRequests { retry_after_secs: (wait.num_milliseconds() + 999) / 1000 });
+    }
     let user = state.db.query(move |conn| users::find_by_name_key(conn, &key)).await?;
     // Verified against a dummy hash when the user does not exist: same work, same answer.
     let matches = state.passwords.verify(&password, user.as_ref().map(|user| user.password_hash.clone())).await?;
     let user = user.filter(|_| matches).ok_or(AppError::Unauthorized(Unauthorized::InvalidCredentials))?;
+    state.db.query(move |conn| throttle::succeeded(conn, &attempt)).await?;
 
     let sid = Uuid::new_v4();
     let refresh = generate_refresh_token();
@@ -154,6 +165,23 @@ pub async fn refresh(
         }
         Refresh::Invalid => Err(invalid),
     }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted reverse proxy, the last
+/// `X-Forwarded-For` entry that is not one of ours (earlier entries are the client's to forge).
+fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> IpAddr {
+    let peer = req.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip());
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded =
+        req.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect::<Vec<_>>().join(",");
+    forwarded
+        .split(',')
+        .rev()
+        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .find(|ip| !trusted_proxies.contains(ip))
+        .unwrap_or(peer)
 }
 
 /// Basic credentials if an `Authorization: Basic` header is present, else the JSON body.

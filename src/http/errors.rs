@@ -48,6 +48,8 @@ pub enum AppError {
     /// 409 for an operation that will be allowed later; `Retry-After` says when.
     #[error("{message}")]
     TooSoon { code: &'static str, message: String, retry_after_secs: i64 },
+    #[error("too many failed attempts; try again later")]
+    TooManyRequests { retry_after_secs: i64 },
     #[error("request body larger than 64 KiB")]
     PayloadTooLarge,
     #[error("expected Content-Type: application/json")]
@@ -94,6 +96,7 @@ impl AppError {
             Self::Unauthorized(Unauthorized::InvalidGrant) => "invalid_grant",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::TooManyRequests { .. } => "too_many_attempts",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unprocessable(invalid) => invalid.code,
@@ -127,6 +130,7 @@ impl ResponseError for AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::TooSoon { .. } => StatusCode::CONFLICT,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -146,7 +150,7 @@ impl ResponseError for AppError {
             Self::Unauthorized(kind) => {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
             }
-            Self::TooSoon { retry_after_secs, .. } => {
+            Self::TooSoon { retry_after_secs, .. } | Self::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
             }
             _ => {}

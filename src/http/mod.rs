@@ -42,6 +42,9 @@ pub struct AppState {
     pub clock: SharedClock,
     pub tokens: TokenSettings,
     pub token_cache: VerifiedTokenCache,
+    pub login_throttle: crate::throttle::LoginThrottle,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl AppState {

@@ -128,6 +128,9 @@ pub struct TestConfig {
     pub revocation_poll_interval: String,
     /// Reach the database through this URL instead (a proxy that can cut the connection).
     pub database_url_override: Option<String>,
+    pub bcrypt_cost: String,
+    pub login_failures_before_delay: String,
+    pub ip_failures_before_delay: String,
 }
 
 impl Default for TestConfig {
@@ -146,6 +149,10 @@ impl Default for TestConfig {
             key_ring_poll_interval: "5s".into(),
             revocation_poll_interval: "1s".into(),
             database_url_override: None,
+            bcrypt_cost: "4".into(),
+            login_failures_before_delay: "5".into(),
+            // Every test client is 127.0.0.1: keep the per-address limit out of other tests' way.
+            ip_failures_before_delay: "1000".into(),
         }
     }
 }
@@ -178,11 +185,16 @@ impl TestConfig {
             rsa_key_bits: "2048".into(),
             master_key: if self.master_key_file.is_some() { None } else { Some(self.master_key.clone()) },
             master_key_file: self.master_key_file.clone(),
-            bcrypt_cost: "4".into(),
+            bcrypt_cost: self.bcrypt_cost.clone(),
             admin_name: Some(ADMIN_NAME.into()),
             admin_password: Some(ADMIN_PASSWORD.into()),
             key_ring_poll_interval: self.key_ring_poll_interval.clone(),
             revocation_poll_interval: self.revocation_poll_interval.clone(),
+            login_failures_before_delay: self.login_failures_before_delay.clone(),
+            login_delay_cap: "1m".into(),
+            ip_failures_before_delay: self.ip_failures_before_delay.clone(),
+            ip_delay_cap: "15m".into(),
+            trusted_proxies: String::new(),
             token_cache_size: "10000".into(),
             db_pool_size: "4".into(),
         })

@@ -6,6 +6,7 @@ mod concurrency;
 mod durability;
 mod errors;
 mod flows;
+mod hardening;
 mod helpers;
 mod key_ring;
 mod persistence;

@@ -1,0 +1,109 @@
+//! Login throttling without a denial-of-service lever. Failures per account and per client IP
+//! earn growing delays (exponential backoff with a cap), answered with 429 and `Retry-After`,
+//! instead of a hard lockout an attacker could use to lock real users out: the per-account
+//! delay is capped low (a minute by default), the per-IP one higher.
+//!
+//! Each attempt is counted as a failure *before* the password is checked, in one transaction
+//! that locks the counters, and a success clears the account's counter afterwards. So N parallel
+//! guesses cannot all slip past the limit while the first ones are still being checked (the
+//! race that let parallel requests bypass ZITADEL's lockout).
+
+use crate::db::{DbConn, throttle};
+use chrono::{DateTime, Duration, Utc};
+use diesel::QueryResult;
+
+/// When failures start to cost time, and how much at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures answered without delay; the one that reaches this number starts the delays.
+    pub free_failures: i32,
+    /// The first delay; each further failure doubles it.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl ThrottleRule {
+    /// The wait after the `excess`-th failure beyond the free ones (0-based).
+    fn delay(&self, excess: i32) -> Duration {
+        let factor = 1i64.checked_shl(excess.clamp(0, 40) as u32).unwrap_or(i64::MAX);
+        let millis = self.base_delay.num_milliseconds().saturating_mul(factor);
+        Duration::milliseconds(millis).min(self.max_delay)
+    }
+}
+
+/// The rules for accounts and for client addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottle {
+    pub account: ThrottleRule,
+    pub ip: ThrottleRule,
+    /// A counter untouched this long starts over.
+    pub forget_after: Duration,
+}
+
+/// The counters one login attempt touches.
+pub struct AttemptKeys {
+    account: String,
+    ip: String,
+}
+
+impl AttemptKeys {
+    pub fn new(name_key: &str, ip: &str) -> Self {
+        Self { account: format!("user:{name_key}"), ip: format!("ip:{ip}") }
+    }
+}
+
+/// Counts an attempt against both counters, or refuses it: `Ok(Err(wait))` when either counter
+/// is still waiting (nothing is counted then).
+pub fn begin_attempt(
+    conn: &mut DbConn,
+    keys: &AttemptKeys,
+    throttle: &LoginThrottle,
+    now: DateTime<Utc>,
+) -> QueryResult<Result<(), Duration>> {
+    crate::db::write_transaction(conn, |conn| {
+        let mut rows = Vec::with_capacity(2);
+        let mut wait = Duration::zero();
+        for (key, rule) in [(&keys.account, &throttle.account), (&keys.ip, &throttle.ip)] {
+            let mut row = throttle::lock(conn, key, now.naive_utc())?;
+            if row.updated_at.and_utc() + throttle.forget_after < now {
+                row.failures = 0;
+                row.blocked_until = None;
+            }
+            if let Some(until) = row.blocked_until.map(|until| until.and_utc()).filter(|until| *until > now) {
+                wait = wait.max(until - now);
+            }
+            rows.push((row, *rule));
+        }
+        if wait > Duration::zero() {
+            return Ok(Err(wait));
+        }
+        for (mut row, rule) in rows {
+            row.failures = row.failures.saturating_add(1);
+            row.updated_at = now.naive_utc();
+            row.blocked_until = (row.failures >= rule.free_failures)
+                .then(|| (now + rule.delay(row.failures - rule.free_failures)).naive_utc());
+            throttle::save(conn, &row)?;
+        }
+        Ok(Ok(()))
+    })
+}
+
+/// After a successful login: the account starts over (the address's count stays, so one valid
+/// account cannot be used to reset an address that is guessing at others).
+pub fn succeeded(conn: &mut DbConn, keys: &AttemptKeys) -> QueryResult<()> {
+    throttle::clear(conn, &keys.account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_from_the_base_up_to_the_cap() {
+        let rule =
+            ThrottleRule { free_failures: 5, base_delay: Duration::seconds(1), max_delay: Duration::seconds(60) };
+        let delays: Vec<i64> = (0..9).map(|excess| rule.delay(excess).num_seconds()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(rule.delay(10_000).num_seconds(), 60, "no overflow");
+    }
+}
