@@ -254,3 +254,40 @@ mod tests {
         assert!(parse_json_object::<Body>(br#"{"name":"a","extra":[1,{"k":null}]}"#).is_ok());
     }
 }
+
+/// Fuzzing request-body parsing with generated input (a bounded run on every `cargo test`).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code, reason = "only parsing is exercised")]
+    struct Credentials {
+        name: String,
+        password: String,
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn any_bytes_give_a_value_or_a_400_never_a_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Err(error) = parse_json_object::<Credentials>(&body) {
+                prop_assert!(matches!(error.code(), "invalid_json" | "invalid_body"), "{}", error.code());
+            }
+        }
+
+        #[test]
+        fn json_shaped_input_gives_a_value_or_a_400(name in any::<Option<String>>(), extra in r#"[a-z"{}:,\[\] 0-9]{0,64}"#) {
+            let body = match &name {
+                Some(name) => format!(r#"{{"name":{},"password":"x","extra":{extra}}}"#, serde_json::to_string(name).unwrap_or_default()),
+                None => format!("{{{extra}}}"),
+            };
+            if let Err(error) = parse_json_object::<Credentials>(body.as_bytes()) {
+                prop_assert!(matches!(error.code(), "invalid_json" | "invalid_body"), "{}", error.code());
+            }
+        }
+    }
+}

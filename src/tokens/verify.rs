@@ -365,3 +365,71 @@ mod tests {
         assert_eq!(verify(&token, &keys(), &policy(), NOW + 61 + CLOCK_LEEWAY_SECS), Err(TokenRejection::Expired));
     }
 }
+
+/// Fuzzing the verification path with generated input (a bounded run on every `cargo test`).
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::tokens::{SigningKey, generate_pkcs8};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+    use uuid::Uuid;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse"))
+    }
+
+    fn valid_token() -> &'static str {
+        static TOKEN: OnceLock<String> = OnceLock::new();
+        TOKEN.get_or_init(|| {
+            key()
+                .sign(&AccessClaims {
+                    iss: "http://issuer".into(),
+                    sub: Uuid::new_v4(),
+                    aud: "library-api".into(),
+                    iat: NOW,
+                    nbf: NOW,
+                    exp: NOW + 60,
+                    jti: Uuid::new_v4(),
+                    sid: Uuid::new_v4(),
+                    name: "alice".into(),
+                    groups: vec![],
+                })
+                .expect("sign")
+        })
+    }
+
+    fn check(token: &str) -> Result<AccessClaims, TokenRejection> {
+        let keys = HashMap::from([(key().kid().to_string(), key().decoding_key())]);
+        verify(token, &keys, &VerificationPolicy::new("http://issuer", "library-api"), NOW)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_input_is_refused_without_panicking(input in ".{0,600}") {
+            prop_assert!(check(&input).is_err());
+        }
+
+        #[test]
+        fn token_shaped_garbage_is_refused(header in "[A-Za-z0-9_-]{0,80}", payload in "[A-Za-z0-9_-]{0,200}", signature in "[A-Za-z0-9_=+/-]{0,400}") {
+            let token = format!("{header}.{payload}.{signature}");
+            prop_assert!(check(&token).is_err());
+        }
+
+        #[test]
+        fn any_single_character_change_to_a_valid_token_is_refused(position in 0usize..10_000, replacement in "[A-Za-z0-9_.=-]") {
+            let token = valid_token();
+            prop_assert!(check(token).is_ok());
+            let position = position % token.len();
+            let mut mutated = token.to_string();
+            mutated.replace_range(position..=position, &replacement);
+            prop_assume!(mutated != token);
+            prop_assert!(check(&mutated).is_err(), "accepted a token changed at {}", position);
+        }
+    }
+}
