@@ -241,7 +241,8 @@ impl Settings {
                 "REVOCATION_POLL_INTERVAL",
                 &args.revocation_poll_interval,
                 Duration::from_millis(100),
-                Duration::from_secs(2),
+                // Revocations must reach every instance within 2 s, query time included.
+                Duration::from_secs(1),
             )?,
             login_throttle: crate::throttle::LoginThrottle {
                 account: throttle_rule(

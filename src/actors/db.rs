@@ -4,12 +4,15 @@
 use crate::db::{DbConn, DbPool};
 use actix::prelude::*;
 
+/// The longest a request waits for its database work (queueing included).
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The database could not be reached (pool exhausted or broken, or the actor is gone).
 #[derive(Debug, thiserror::Error)]
 pub enum DbUnavailable {
     #[error("no database connection: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
-    #[error("database actor unavailable")]
+    #[error("database actor unavailable or too slow")]
     Mailbox,
 }
 
@@ -70,7 +73,12 @@ impl Database {
         R: Send + 'static,
         E: From<DbUnavailable> + Send + 'static,
     {
-        self.addr.send(Query(Box::new(work))).await.map_err(|_| E::from(DbUnavailable::Mailbox))?
+        // Bounded: a database that stops answering costs a request a 503, not a hang.
+        self.addr
+            .send(Query(Box::new(work)))
+            .timeout(QUERY_TIMEOUT)
+            .await
+            .map_err(|_| E::from(DbUnavailable::Mailbox))?
     }
 
     /// Runs a plain query function (one returning diesel's `QueryResult`) on a database thread.

@@ -145,8 +145,9 @@ impl DenyList {
 }
 
 /// How far behind its high-water mark a sync looks again: a revocation whose transaction
-/// committed late (or was stamped by a slightly slower clock) is still picked up.
-const SYNC_MARGIN: TimeDelta = TimeDelta::seconds(10);
+/// committed late, or was stamped by another instance's slightly different clock, is still
+/// picked up. Instances' clocks must agree within this (run NTP; JWT expiry needs it anyway).
+const SYNC_MARGIN: TimeDelta = TimeDelta::seconds(30);
 
 struct Revocations {
     db: Database,

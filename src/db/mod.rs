@@ -85,9 +85,9 @@ impl ManageConnection for DbManager {
                 conn.batch_execute(&sqlite_pragmas()).map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => {
-                PgConnection::establish(url).map(DbConn::Postgres).map_err(diesel::r2d2::Error::ConnectionError)
-            }
+            DatabaseUrl::Postgres(url) => PgConnection::establish(&with_postgres_timeouts(url))
+                .map(DbConn::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
         }
     }
 
@@ -101,6 +101,28 @@ impl ManageConnection for DbManager {
             DbConn::Sqlite(conn) => diesel::r2d2::R2D2Connection::is_broken(conn),
         }
     }
+}
+
+/// Adds libpq timeouts the URL does not set itself, so a PostgreSQL that stops answering
+/// (packets dropped rather than refused) turns into errors, hence 503s, instead of requests
+/// that hang: a connect timeout, TCP keepalives, and a statement timeout.
+fn with_postgres_timeouts(url: &str) -> String {
+    let defaults = [
+        ("connect_timeout", "3"),
+        ("keepalives", "1"),
+        ("keepalives_idle", "10"),
+        ("keepalives_interval", "5"),
+        ("keepalives_count", "2"),
+        ("options", "-c%20statement_timeout%3D10000"),
+    ];
+    let mut url = url.to_string();
+    for (name, value) in defaults {
+        if !url.contains(&format!("{name}=")) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&format!("{name}={value}"));
+        }
+    }
+    url
 }
 
 /// Per-connection SQLite settings. WAL lets readers run beside the one writer;

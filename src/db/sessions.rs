@@ -43,7 +43,15 @@ pub fn start_family(
     expires_at: NaiveDateTime,
 ) -> QueryResult<Option<User>> {
     super::write_transaction(conn, |conn| {
-        let Some(user) = users::table.find(user_id).select(User::as_select()).first(conn).optional()? else {
+        // PostgreSQL: FOR SHARE makes a concurrent role change or deletion wait for this login
+        // (or this login wait for it), so its family is always seen by the change's sweep.
+        let user = match conn {
+            DbConn::Postgres(conn) => {
+                users::table.find(user_id).select(User::as_select()).for_share().first(conn).optional()?
+            }
+            DbConn::Sqlite(conn) => users::table.find(user_id).select(User::as_select()).first(conn).optional()?,
+        };
+        let Some(user) = user else {
             return Ok(None);
         };
         diesel::insert_into(token_families::table)
@@ -87,6 +95,22 @@ pub fn find_refresh_token(conn: &mut DbConn, token_hash: &str) -> QueryResult<Op
         .optional()
 }
 
+/// [`find_refresh_token`], locking the rows on PostgreSQL (`FOR UPDATE`: the token cannot be
+/// spent twice, and a role change or deletion of the user waits for this refresh, or it for
+/// them). SQLite's write transaction already excludes every other writer.
+fn find_refresh_token_locked(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshTokenRecord>> {
+    match conn {
+        DbConn::Postgres(conn) => refresh_tokens::table
+            .inner_join(token_families::table.inner_join(users::table))
+            .filter(refresh_tokens::token_hash.eq(token_hash))
+            .select((RefreshTokenRow::as_select(), FamilyRow::as_select(), User::as_select()))
+            .for_update()
+            .first(conn)
+            .optional(),
+        sqlite @ DbConn::Sqlite(_) => find_refresh_token(sqlite, token_hash),
+    }
+}
+
 /// What presenting a refresh token came to.
 #[derive(Debug)]
 pub enum Refresh {
@@ -107,7 +131,7 @@ pub fn rotate_refresh_token(
     new_expires_at: NaiveDateTime,
 ) -> QueryResult<Refresh> {
     super::write_transaction(conn, |conn| {
-        let Some((token, family, user)) = find_refresh_token(conn, token_hash)? else {
+        let Some((token, family, user)) = find_refresh_token_locked(conn, token_hash)? else {
             return Ok(Refresh::Invalid);
         };
         if family.revoked_at.is_some() {

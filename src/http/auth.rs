@@ -96,6 +96,12 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
         // bcrypt would ignore the bytes past 72; such a password never matches, say so instead.
         Password::check_length(&password)?;
     }
+    if name.chars().any(char::is_control) || name.len() > 4 * UserName::MAX_CHARS {
+        // No registered name looks like this; PostgreSQL would refuse a NUL byte outright. Same
+        // work (a dummy hash check) and the same answer as any unknown name.
+        state.passwords.verify(&password, None).await?;
+        return Err(AppError::Unauthorized(Unauthorized::InvalidCredentials));
+    }
     let key = name_key(&name);
     let attempt = AttemptKeys::new(&key, &client_ip(&req, &state.trusted_proxies).to_string());
     let attempt = Arc::new(attempt);

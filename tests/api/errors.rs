@@ -121,6 +121,12 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             "invalid_password",
         ),
         ("login with malformed JSON", json_post("/login", "{"), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            "NUL in a login name",
+            post("/login").json(&json!({"name": "ali\u{0}ce", "password": PASSWORD})),
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        ),
         ("no token", post("/authors").json(&full_author), StatusCode::UNAUTHORIZED, "missing_token"),
         (
             "garbage token",

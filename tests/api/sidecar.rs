@@ -3,6 +3,7 @@
 
 use crate::helpers::{PASSWORD, TestApp, spawn_app};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use library_api::clock::Clock as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::net::TcpListener;
@@ -97,6 +98,24 @@ async fn a_cached_token_is_refused_at_once_after_logout_or_key_deletion() {
     assert_eq!(
         app.send(app.request(Method::GET, "/verify").bearer_auth(&other)).await.status,
         StatusCode::UNAUTHORIZED
+    );
+
+    // A hit skips the signature check: the cache answers even when the key map it is given
+    // could not verify the token (the real service never does that; this proves the skip).
+    let cached = app.token_for("alice", PASSWORD).await;
+    let policy = library_api::tokens::VerificationPolicy::new(&app.address, "library-api");
+    let ring = app.state.key_ring.snapshot();
+    let now = app.clock.now().timestamp();
+    app.state.token_cache.verify(&cached, &ring.verification_keys, &policy, now).expect("verified and cached");
+    let impostor =
+        library_api::tokens::SigningKey::from_pkcs8(&library_api::tokens::generate_pkcs8(2048).expect("key"))
+            .expect("key");
+    let wrong_keys: library_api::tokens::VerificationKeys =
+        ring.verification_keys.keys().map(|kid| (kid.clone(), impostor.decoding_key())).collect();
+    assert!(library_api::tokens::verify(&cached, &wrong_keys, &policy, now).is_err(), "these keys cannot verify it");
+    assert!(
+        app.state.token_cache.verify(&cached, &wrong_keys, &policy, now).is_ok(),
+        "but the cache hit skips the check"
     );
 
     let short_lived = app.token_for("alice", PASSWORD).await;
@@ -253,8 +272,21 @@ async fn nginx_auth_request_protects_an_upstream_with_the_shipped_config() {
         (Some(&*alice_id), &Value::Null),
         "forged headers replaced"
     );
+    assert_eq!(seen["x_auth_name"], "alice", "forged X-Auth-Name replaced");
     let (status, _, _) = through(&app, &nginx, "/books", None, &forged).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "forged headers alone get nowhere");
+
+    // A header flood from the client never reaches /verify (only the token headers do), so it
+    // cannot turn the check into an error that nginx would answer with 500.
+    let flood: Vec<(String, String)> = (0..150).map(|i| (format!("x-flood-{i}"), "x".repeat(20))).collect();
+    let flood: Vec<(&str, &str)> = flood.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    let (status, _, _) = through(&app, &nginx, "/books", Some(&alice), &flood).await;
+    // (The echo upstream itself may refuse that many headers with 431: that is its answer,
+    // reached only because the check passed.)
+    assert!(
+        matches!(status, StatusCode::OK | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        "{status}: the check broke"
+    );
 
     let (status, _, _) = through(&app, &nginx, "/admin/stats", Some(&alice), &[]).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "wrong group");
