@@ -3,6 +3,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::{AuthenticatedUser, FormOrJson, JsonBody};
+use super::openapi::ErrorResponse;
 use crate::actors::revocations::SubjectScope;
 use crate::db::UniqueField;
 use crate::db::sessions::{self, Refresh};
@@ -20,20 +21,21 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
     name: String,
     password: String,
 }
 
-#[derive(Serialize)]
-struct Registered {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Registered {
     public_id: String,
     name: String,
     admin: bool,
 }
 
 /// `POST /register` → 201.
+#[utoipa::path(post, path = "/register", tag = "users", request_body = Credentials, responses((status = 201, description = "registered", body = Registered), (status = 400, description = "malformed request", body = ErrorResponse), (status = 409, description = "conflict", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn register(state: Data<AppState>, JsonBody(body): JsonBody<Credentials>) -> Result<HttpResponse, AppError> {
     let name = UserName::parse(&body.name)?;
     let password = Password::parse(body.password)?;
@@ -64,8 +66,8 @@ pub async fn create_user(
         .await
 }
 
-#[derive(Serialize)]
-struct TokenResponse<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenResponse<'a> {
     access_token: &'a str,
     token_type: &'static str,
     expires_in: i64,
@@ -90,6 +92,7 @@ fn token_response(access_token: &str, claims: &AccessClaims, refresh_token: &str
 
 /// `POST /login` with HTTP Basic (RFC 7617) or a JSON body → 200 with an access token and a
 /// refresh token; the login starts a new session (token family).
+#[utoipa::path(post, path = "/login", tag = "tokens", request_body(content = Credentials, description = "JSON credentials, or none with HTTP Basic"), security((), ("basic" = [])), responses((status = 200, description = "a token pair", body = TokenResponse), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "wrong name or password", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 429, description = "too many failed attempts (Retry-After)", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) -> Result<HttpResponse, AppError> {
     let Credentials { name, password } = read_credentials(&req, payload).await?;
     if password.len() > Password::MAX_BYTES {
@@ -132,7 +135,7 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
     Ok(token_response(&access_token, &claims, &refresh.token))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
@@ -140,6 +143,7 @@ pub struct RefreshRequest {
 /// `POST /token/refresh` → 200 with a new pair; the presented refresh token is spent. Presenting
 /// a spent one again revokes its whole session (refresh token reuse detection, RFC 6819
 /// §5.2.2.3): one of the two parties holding it is an attacker, and we cannot tell which.
+#[utoipa::path(post, path = "/token/refresh", tag = "tokens", request_body = RefreshRequest, responses((status = 200, description = "a new token pair", body = TokenResponse), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "invalid, expired, spent or revoked refresh token", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn refresh(
     state: Data<AppState>,
     FormOrJson(body): FormOrJson<RefreshRequest>,
@@ -213,8 +217,9 @@ fn parse_basic(header_value: &[u8]) -> Option<Credentials> {
     Some(Credentials { name: name.to_string(), password: password.to_string() })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct LogoutQuery {
+    /// `true`: end every token of the user, on every device.
     #[serde(default)]
     all: bool,
 }
@@ -222,6 +227,7 @@ pub struct LogoutQuery {
 /// `POST /logout` → 204: the presented access token and its session (refresh tokens and every
 /// access token of that login) stop working. `?all=true`: every token the user holds, issued
 /// until now, stops working, on every device.
+#[utoipa::path(post, path = "/logout", tag = "tokens", params(LogoutQuery), security(("bearer" = [])), responses((status = 204, description = "logged out"), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn logout(
     state: Data<AppState>,
     AuthenticatedUser(claims): AuthenticatedUser,

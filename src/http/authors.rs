@@ -4,6 +4,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::{AuthenticatedUser, JsonBody};
+use super::openapi::ErrorResponse;
 use crate::db::DbConn;
 use crate::db::authors::{self, AuthorFields, AuthorWithCreator};
 use crate::db::users;
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 const DEFAULT_PAGE_SIZE: i64 = 50;
 const MAX_PAGE_SIZE: i64 = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AuthorInput {
     name: String,
     book: String,
@@ -34,7 +35,7 @@ impl AuthorInput {
 }
 
 /// An author as clients see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AuthorView {
     id: i32,
     name: String,
@@ -70,6 +71,7 @@ fn caller_id(conn: &mut DbConn, claims: &AccessClaims) -> Result<i32, AppError> 
 }
 
 /// `POST /authors` → 201.
+#[utoipa::path(post, path = "/authors", tag = "authors", request_body = AuthorInput, security(("bearer" = [])), responses((status = 201, description = "created", body = AuthorView), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 409, description = "conflict", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn create(
     state: Data<AppState>,
     AuthenticatedUser(claims): AuthenticatedUser,
@@ -89,19 +91,32 @@ pub async fn create(
     Ok(HttpResponse::Created().insert_header((header::LOCATION, format!("/authors/{}", view.id))).json(view))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 pub struct PageQuery {
+    /// 1..=100, default 50.
     limit: Option<i64>,
+    /// At least 0, default 0.
     offset: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct AuthorPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuthorPage {
     authors: Vec<AuthorView>,
     total: i64,
 }
 
+/// `POST /author`: the seed's name for `POST /authors`.
+#[utoipa::path(post, path = "/author", tag = "authors", request_body = AuthorInput, security(("bearer" = [])), responses((status = 201, description = "created", body = AuthorView), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 409, description = "conflict", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
+pub async fn create_alias(
+    state: Data<AppState>,
+    user: AuthenticatedUser,
+    body: JsonBody<AuthorInput>,
+) -> Result<HttpResponse, AppError> {
+    create(state, user, body).await
+}
+
 /// `GET /authors?limit=&offset=`, ordered by id.
+#[utoipa::path(get, path = "/authors", tag = "authors", params(PageQuery), security(("bearer" = [])), responses((status = 200, description = "a page of authors", body = AuthorPage), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn list(
     state: Data<AppState>,
     _: AuthenticatedUser,
@@ -120,6 +135,7 @@ pub async fn list(
 }
 
 /// `GET /authors/{id}`.
+#[utoipa::path(get, path = "/authors/{id}", tag = "authors", params(("id" = i32, Path, description = "author id")), security(("bearer" = [])), responses((status = 200, description = "the author", body = AuthorView), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 404, description = "not found", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn get(state: Data<AppState>, _: AuthenticatedUser, id: Path<i32>) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let author =
@@ -139,6 +155,7 @@ fn load_for_change(conn: &mut DbConn, id: i32, claims: &AccessClaims) -> Result<
 }
 
 /// `PUT /authors/{id}` (full body) → 200.
+#[utoipa::path(put, path = "/authors/{id}", tag = "authors", request_body = AuthorInput, params(("id" = i32, Path, description = "author id")), security(("bearer" = [])), responses((status = 200, description = "the author", body = AuthorView), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "not allowed", body = ErrorResponse), (status = 404, description = "not found", body = ErrorResponse), (status = 409, description = "conflict", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn update(
     state: Data<AppState>,
     AuthenticatedUser(claims): AuthenticatedUser,
@@ -161,6 +178,7 @@ pub async fn update(
 }
 
 /// `DELETE /authors/{id}` → 204.
+#[utoipa::path(delete, path = "/authors/{id}", tag = "authors", params(("id" = i32, Path, description = "author id")), security(("bearer" = [])), responses((status = 204, description = "deleted"), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "not allowed", body = ErrorResponse), (status = 404, description = "not found", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn delete(
     state: Data<AppState>,
     AuthenticatedUser(claims): AuthenticatedUser,

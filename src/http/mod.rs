@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod oauth;
+pub mod openapi;
 pub use auth::create_user;
 mod authors;
 pub mod errors;
@@ -100,7 +101,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
                 .route(web::delete().to(users::delete)),
         )
         .service(web::resource("/authors").route(web::get().to(authors::list)).route(web::post().to(authors::create)))
-        .service(web::resource("/author").route(web::post().to(authors::create)))
+        .service(web::resource("/author").route(web::post().to(authors::create_alias)))
         .service(
             web::resource("/authors/{id}")
                 .route(web::get().to(authors::get))
@@ -115,6 +116,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
             web::resource("/.well-known/openid-configuration").route(web::get().to(well_known::openid_configuration)),
         )
         .service(web::resource("/healthz").route(web::get().to(well_known::healthz)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
+        .service(web::resource("/docs").route(web::get().to(openapi::docs_page)))
         .service(web::resource("/readyz").route(web::get().to(well_known::readyz)));
 }
 

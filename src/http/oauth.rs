@@ -3,6 +3,7 @@
 use super::AppState;
 use super::errors::AppError;
 use super::extract::{AuthenticatedUser, FormOrJson};
+use super::openapi::{ErrorResponse, Introspection};
 use crate::db::sessions::{self, RefreshTokenRecord};
 use crate::tokens::{AccessClaims, MAX_REFRESH_TOKEN_LEN, hash_refresh_token};
 use actix_web::HttpResponse;
@@ -13,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 /// The request of both endpoints: `token` and an optional `token_type_hint`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     token: String,
     token_type_hint: Option<String>,
@@ -40,6 +41,7 @@ async fn live_refresh_token(state: &AppState, token: &str) -> Result<Option<Refr
 /// `POST /revoke` (RFC 7009). Holding a token is the authority to revoke it. An access token is
 /// revoked alone; a refresh token revokes its whole session, access tokens included (§2.1).
 /// Always 200 for a well-formed request: unknown, invalid or expired tokens need no revoking (§2.2).
+#[utoipa::path(post, path = "/revoke", tag = "tokens", request_body = TokenRequest, responses((status = 200, description = "revoked (or nothing to revoke)"), (status = 400, description = "malformed request", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn revoke(
     state: Data<AppState>,
     FormOrJson(request): FormOrJson<TokenRequest>,
@@ -66,6 +68,7 @@ async fn revoke_access_token(state: &AppState, claims: &AccessClaims) -> Result<
 
 /// `POST /introspect` (RFC 7662) for an authenticated caller: the token's metadata when it is
 /// active, else only `{"active": false}` (§2.2) — whatever the reason.
+#[utoipa::path(post, path = "/introspect", tag = "tokens", request_body = TokenRequest, security(("bearer" = [])), responses((status = 200, description = "the token's state", body = Introspection), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn introspect(
     state: Data<AppState>,
     _caller: AuthenticatedUser,

@@ -4,6 +4,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::{AdminUser, AuthenticatedUser, JsonBody};
+use super::openapi::ErrorResponse;
 use crate::actors::revocations::SubjectScope;
 use crate::db::users::{self, User};
 use actix_web::HttpResponse;
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A user as clients see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     public_id: String,
     name: String,
@@ -28,6 +29,7 @@ impl From<User> for UserView {
 }
 
 /// `GET /users/me`.
+#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])), responses((status = 200, description = "the caller", body = UserView), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn me(state: Data<AppState>, AuthenticatedUser(claims): AuthenticatedUser) -> Result<HttpResponse, AppError> {
     let public_id = claims.sub.to_string();
     let user = state.db.query(move |conn| users::find_by_public_id(conn, &public_id)).await?;
@@ -36,12 +38,13 @@ pub async fn me(state: Data<AppState>, AuthenticatedUser(claims): AuthenticatedU
     Ok(HttpResponse::Ok().json(UserView::from(user)))
 }
 
-#[derive(Serialize)]
-struct UserList {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct UserList {
     users: Vec<UserView>,
 }
 
 /// `GET /users` (admin).
+#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])), responses((status = 200, description = "every user", body = UserList), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "not allowed", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn list(state: Data<AppState>, _: AdminUser) -> Result<HttpResponse, AppError> {
     let users = state.db.query(users::list).await?;
     Ok(HttpResponse::Ok().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
@@ -52,13 +55,14 @@ fn public_id(path: &str) -> Result<Uuid, AppError> {
     Uuid::parse_str(path).map_err(|_| AppError::NotFound("no such user"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AdminChange {
     admin: bool,
 }
 
 /// `PATCH /users/{public_id}` `{"admin": bool}` (admin) → 200 user. A change ends the user's
 /// existing tokens, so a demoted admin's old token no longer carries `groups: ["admin"]`.
+#[utoipa::path(patch, path = "/users/{public_id}", tag = "users", request_body = AdminChange, params(("public_id" = String, Path, description = "the user's public_id")), security(("bearer" = [])), responses((status = 200, description = "the user", body = UserView), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "not allowed", body = ErrorResponse), (status = 404, description = "not found", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn update(
     state: Data<AppState>,
     AdminUser(caller): AdminUser,
@@ -95,6 +99,7 @@ pub async fn update(
 }
 
 /// `DELETE /users/{public_id}` (admin) → 204; the user's tokens die with them.
+#[utoipa::path(delete, path = "/users/{public_id}", tag = "users", params(("public_id" = String, Path, description = "the user's public_id")), security(("bearer" = [])), responses((status = 204, description = "deleted"), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "not allowed", body = ErrorResponse), (status = 404, description = "not found", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn delete(
     state: Data<AppState>,
     AdminUser(caller): AdminUser,

@@ -9,6 +9,7 @@
 use super::AppState;
 use super::errors::{AppError, Unauthorized};
 use super::extract::bearer_token;
+use super::openapi::ErrorResponse;
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
@@ -19,6 +20,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 const NAME_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
 
 /// `GET|HEAD|POST|… /verify[?group=NAME]` → 200, 401 or 403, nothing else.
+#[utoipa::path(get, path = "/verify", tag = "sidecar", params(("group" = Option<String>, Query, description = "a group the token must carry")), security(("bearer" = [])), responses((status = 200, description = "valid; X-Auth-User, X-Auth-Name, X-Auth-Groups headers"), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "the token lacks a required group", body = ErrorResponse)))]
 pub async fn verify(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
     let claims = match bearer_token(&req).and_then(|token| {
         state.verify_access_token(token).map_err(|rejection| {

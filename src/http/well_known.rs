@@ -2,6 +2,7 @@
 
 use super::AppState;
 use super::errors::AppError;
+use super::openapi::{ErrorResponse, JwksDocument, Status};
 use actix_web::http::header::{self, CacheControl, CacheDirective, ETag, EntityTag, IfNoneMatch};
 use actix_web::web::{Data, Header};
 use actix_web::{HttpResponse, Responder};
@@ -12,6 +13,7 @@ const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /.well-known/jwks.json`: served from the key ring snapshot; `If-None-Match` → 304.
 /// `max-age` follows the rotation schedule (see [`crate::key_schedule`]).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "discovery", responses((status = 200, description = "the public keys", body = JwksDocument), (status = 304, description = "unchanged since the ETag given")))]
 pub async fn jwks(state: Data<AppState>, if_none_match: Option<Header<IfNoneMatch>>) -> HttpResponse {
     let snapshot = state.key_ring.snapshot();
     let tag = EntityTag::new_strong(snapshot.etag.trim_matches('"').to_string());
@@ -34,6 +36,7 @@ pub async fn jwks(state: Data<AppState>, if_none_match: Option<Header<IfNoneMatc
 
 /// `GET /.well-known/openid-configuration`: discovery metadata (OpenID Connect Discovery 1.0
 /// §3, RFC 8414 §2) pointing verifiers at our JWKS and endpoints.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery", responses((status = 200, description = "discovery metadata", body = serde_json::Value)))]
 pub async fn openid_configuration(state: Data<AppState>) -> HttpResponse {
     let issuer = state.tokens.issuer.trim_end_matches('/');
     HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)])).json(
@@ -53,11 +56,13 @@ pub async fn openid_configuration(state: Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "the process is up", body = Status)))]
 pub async fn healthz() -> impl Responder {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: 200 when the database answers and the key ring can sign, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "ready", body = Status), (status = 503, description = "database or key ring unusable", body = ErrorResponse)))]
 pub async fn readyz(state: Data<AppState>) -> Result<HttpResponse, AppError> {
     let database = state.db.query(crate::db::ping);
     match actix_web::rt::time::timeout(READINESS_TIMEOUT, database).await {

@@ -165,3 +165,20 @@ crate::helpers::on_both_backends!(
     health_and_readiness_answer,
     a_72_byte_password_works_and_every_one_of_its_bytes_counts,
 );
+
+#[actix_web::test]
+async fn the_openapi_document_and_the_offline_docs_page_are_served() {
+    let app = crate::helpers::spawn_app().await;
+    let doc = app.send(app.request(Method::GET, "/openapi.json")).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert!(doc.body["openapi"].as_str().is_some_and(|version| version.starts_with("3.1")));
+    for path in
+        ["/register", "/login", "/token/refresh", "/logout", "/authors", "/authors/{id}", "/verify", "/admin/keys"]
+    {
+        assert!(doc.body["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let docs = app.client.get(format!("{}/docs", app.address)).send().await.expect("docs");
+    assert_eq!(docs.status(), StatusCode::OK);
+    let html = docs.text().await.expect("html");
+    assert!(html.contains("/openapi.json") && !html.contains("https://"), "self-contained: nothing from a CDN");
+}
