@@ -249,6 +249,70 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             "invalid_query",
         ),
         ("unknown route", app.request(Method::GET, "/nowhere"), StatusCode::NOT_FOUND, "not_found"),
+        ("refresh with malformed JSON", json_post("/token/refresh", "{"), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            "refresh token of the wrong type",
+            post("/token/refresh").json(&json!({"refresh_token": 7})),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "refresh as plain text",
+            post("/token/refresh").header("content-type", "text/plain").body("x"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "unknown refresh token",
+            post("/token/refresh").json(&json!({"refresh_token": "nope"})),
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+        ),
+        (
+            "revoke without a token",
+            post("/revoke").json(&json!({"token_type_hint": "access_token"})),
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+        ),
+        (
+            "introspect without credentials",
+            post("/introspect").json(&json!({"token": "x"})),
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+        ),
+        (
+            "logout with a bad flag",
+            post("/logout?all=maybe").bearer_auth(&bob),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "role change by a non-admin",
+            app.request(Method::PATCH, "/users/00000000-0000-0000-0000-000000000000")
+                .bearer_auth(&bob)
+                .json(&json!({"admin": true})),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "user deletion by a non-admin",
+            app.request(Method::DELETE, "/users/00000000-0000-0000-0000-000000000000").bearer_auth(&bob),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "key listing by a non-admin",
+            app.request(Method::GET, "/admin/keys").bearer_auth(&bob),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        ("rotation by a non-admin", post("/admin/keys/rotate").bearer_auth(&bob), StatusCode::FORBIDDEN, "forbidden"),
+        (
+            "key deletion by a non-admin",
+            app.request(Method::DELETE, "/admin/keys/x").bearer_auth(&bob),
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
         (
             "wrong method",
             app.request(Method::DELETE, "/register"),
