@@ -11,6 +11,7 @@ pub mod domain;
 pub mod http;
 pub mod key_schedule;
 pub mod master_key;
+pub mod metrics;
 pub mod schema;
 pub mod startup;
 pub mod throttle;

@@ -14,7 +14,7 @@ use crate::http::{self, AppState, TokenSettings};
 use crate::key_schedule::KeyPolicy;
 use crate::master_key::{MasterKey, MasterKeyError};
 use crate::tokens::{CLOCK_LEEWAY_SECS, VerificationPolicy, VerifiedTokenCache};
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service as _};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
 use actix_web::web::{self, Data};
@@ -97,7 +97,7 @@ impl Application {
         let pool = open_database(&settings).await?;
         let stored_keys = stored_key_count(&pool).await?;
         let master_key = Arc::new(MasterKey::load(&settings.master_key, stored_keys)?);
-        let db = Database::start(pool, settings.db_pool_size as usize);
+        let db = Database::start(pool.clone(), settings.db_pool_size as usize);
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
         let key_ring_config = key_ring_config(&settings)?;
         let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config, clock.clone()).await?;
@@ -131,6 +131,8 @@ impl Application {
             tokens,
             token_cache,
             login_throttle: settings.login_throttle,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
+            pool: pool.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
         });
         if let Some(admin) = &settings.initial_admin {
@@ -139,16 +141,38 @@ impl Application {
 
         let server_state = state.clone();
         let server = HttpServer::new(move || {
+            let metrics = server_state.metrics.clone();
             App::new()
                 .app_data(server_state.clone())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .wrap(ErrorHandlers::new().default_handler(json_envelope_for_framework_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
-                // Method and path only: never query strings, headers or bodies, which may hold secrets.
+                // Per-route request counts and latencies for /metrics.
+                .wrap_fn(move |req, service| {
+                    let (metrics, started, method) =
+                        (metrics.clone(), std::time::Instant::now(), req.method().to_string());
+                    let response = service.call(req);
+                    async move {
+                        let response = response.await?;
+                        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                        let status = response.status().as_u16().to_string();
+                        metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
+                        metrics
+                            .http_duration
+                            .with_label_values(&[&route, &method])
+                            .observe(started.elapsed().as_secs_f64());
+                        Ok(response)
+                    }
+                })
+                // One line per request: address, method, route, path, status, size, time. Never
+                // query strings, headers or bodies, which may hold secrets.
                 .wrap(
-                    Logger::new("%a %{method}xi %U %s %b %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
+                    Logger::new("%a %{method}xi %{route}xo %U %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string())
+                        .custom_response_replace("route", |res| {
+                            res.request().match_pattern().unwrap_or_else(|| "unmatched".into())
+                        }),
                 )
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
@@ -157,6 +181,8 @@ impl Application {
         .client_request_timeout(std::time::Duration::from_secs(10))
         .client_disconnect_timeout(std::time::Duration::from_secs(5))
         .keep_alive(std::time::Duration::from_secs(75))
+        // SIGTERM / SIGINT: stop accepting, finish in-flight requests (up to 30 s), then exit.
+        .shutdown_timeout(30)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: address, source })?
         .run();

@@ -111,6 +111,7 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
     let (counted, throttle, now) = (attempt.clone(), state.login_throttle, state.clock.now());
     if let Err(wait) = state.db.query(move |conn| throttle::begin_attempt(conn, &counted, &throttle, now)).await? {
         log::info!("login throttled for {:?}", name);
+        state.metrics.login_throttled.inc();
         return Err(AppError::TooManyRequests { retry_after_secs: (wait.num_milliseconds() + 999) / 1000 });
     }
     let user = state.db.query(move |conn| users::find_by_name_key(conn, &key)).await?;
@@ -132,6 +133,7 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
         .await?
         .ok_or(AppError::Unauthorized(Unauthorized::InvalidCredentials))?;
     let (access_token, claims) = state.issue_access_token(&user, sid)?;
+    state.metrics.tokens_issued.with_label_values(&["password"]).inc();
     Ok(token_response(&access_token, &claims, &refresh.token))
 }
 
@@ -164,12 +166,14 @@ pub async fn refresh(
         Refresh::Rotated { user, family_id } => {
             let sid = Uuid::parse_str(&family_id).map_err(|e| AppError::Internal(format!("stored family id: {e}")))?;
             let (access_token, claims) = state.issue_access_token(&user, sid)?;
+            state.metrics.tokens_issued.with_label_values(&["refresh_token"]).inc();
             Ok(token_response(&access_token, &claims, &replacement.token))
         }
         Refresh::Reused { family_id } => {
             log::warn!("refresh token reuse detected: session {family_id} revoked");
             if let Ok(sid) = Uuid::parse_str(&family_id) {
                 state.revocations.revoke_session(sid).await?;
+                state.metrics.revocations.with_label_values(&["session"]).inc();
             }
             Err(invalid)
         }
@@ -242,11 +246,14 @@ pub async fn logout(
                 Ok(((), user.map(|user| user.id)))
             })
             .await?;
+        state.metrics.revocations.with_label_values(&["subject"]).inc();
     } else {
         let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
             .ok_or_else(|| AppError::Internal("exp out of range".into()))?;
         state.revocations.revoke_token(claims.jti, expires_at).await?;
         state.revocations.revoke_session(claims.sid).await?;
+        state.metrics.revocations.with_label_values(&["token"]).inc();
+        state.metrics.revocations.with_label_values(&["session"]).inc();
     }
     Ok(HttpResponse::NoContent().finish())
 }

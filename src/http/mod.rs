@@ -44,6 +44,9 @@ pub struct AppState {
     pub tokens: TokenSettings,
     pub token_cache: VerifiedTokenCache,
     pub login_throttle: crate::throttle::LoginThrottle,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// For the pool gauges of `/metrics`.
+    pub pool: crate::db::DbPool,
     /// Reverse proxies whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
@@ -54,11 +57,18 @@ impl AppState {
     pub fn verify_access_token(&self, token: &str) -> Result<AccessClaims, TokenRejection> {
         let snapshot = self.key_ring.snapshot();
         let now = self.clock.now().timestamp();
-        let claims = self.token_cache.verify(token, &snapshot.verification_keys, &self.tokens.policy, now)?;
-        match self.revocations.deny_list().check(&claims) {
+        let claims = self
+            .token_cache
+            .verify(token, &snapshot.verification_keys, &self.tokens.policy, now)
+            .inspect_err(|_| {
+                self.metrics.verifications.with_label_values(&["invalid"]).inc();
+            })?;
+        let outcome = match self.revocations.deny_list().check(&claims) {
             Some(_) => Err(TokenRejection::Revoked),
             None => Ok(claims),
-        }
+        };
+        self.metrics.verifications.with_label_values(&[if outcome.is_ok() { "valid" } else { "revoked" }]).inc();
+        outcome
     }
 
     /// Signs a new access token for `user` in session `sid`, with the current key (RFC 9068).
@@ -117,6 +127,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         )
         .service(web::resource("/healthz").route(web::get().to(well_known::healthz)))
         .service(web::resource("/openapi.json").route(web::get().to(openapi::document)))
+        .service(web::resource("/metrics").route(web::get().to(well_known::metrics)))
         .service(web::resource("/docs").route(web::get().to(openapi::docs_page)))
         .service(web::resource("/readyz").route(web::get().to(well_known::readyz)));
 }

@@ -75,3 +75,21 @@ pub async fn readyz(state: Data<AppState>) -> Result<HttpResponse, AppError> {
     }
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }
+
+/// `GET /metrics`: Prometheus text format. State owned elsewhere is read now, not cached.
+pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    let metrics = &state.metrics;
+    let snapshot = state.key_ring.snapshot();
+    for key_state in ["next", "current", "retired"] {
+        let count = snapshot.keys.iter().filter(|key| key.state.as_str() == key_state).count();
+        metrics.key_ring_keys.with_label_values(&[key_state]).set(count as i64);
+    }
+    let now = state.clock.now();
+    let until = snapshot.next_activation.map_or(0, |activation| (activation - now).num_seconds().max(0));
+    metrics.key_ring_seconds_until_rotation.set(until);
+    metrics.deny_list_entries.set(state.revocations.deny_list().len() as i64);
+    let pool = state.pool.state();
+    metrics.db_pool_connections.with_label_values(&["idle"]).set(i64::from(pool.idle_connections));
+    metrics.db_pool_connections.with_label_values(&["in_use"]).set(i64::from(pool.connections - pool.idle_connections));
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
+}

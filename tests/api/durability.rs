@@ -11,19 +11,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-struct ServerProcess {
-    child: Child,
-    address: String,
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: String,
 }
 
 impl ServerProcess {
-    /// Starts the release/debug binary built by cargo and waits for its "listening on" line.
-    fn start(config: &TestConfig) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_library-api"))
+    /// Starts the binary built by cargo and waits for its "listening on" line.
+    pub fn start(config: &TestConfig) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    pub fn start_with(config: &TestConfig, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_library-api"));
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        if !env.iter().any(|(name, _)| *name == "BCRYPT_COST") {
+            command.env("BCRYPT_COST", "4");
+        }
+        let mut child = command
             .env("DATABASE_URL", config.database_path())
             .env("BIND_ADDR", "127.0.0.1:0")
             .env("MASTER_KEY", &config.master_key)
-            .env("BCRYPT_COST", "4")
             .env("ADMIN_NAME", ADMIN_NAME)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")

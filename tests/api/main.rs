@@ -9,6 +9,7 @@ mod flows;
 mod hardening;
 mod helpers;
 mod key_ring;
+mod observability;
 mod persistence;
 mod schema;
 mod sessions;
