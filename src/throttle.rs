@@ -40,15 +40,34 @@ pub struct LoginThrottle {
     pub forget_after: Duration,
 }
 
-/// The counters one login attempt touches.
+/// The counters one login attempt touches: the account *as tried from this address*, and the
+/// address. Keying the account's counter by address too means an attacker elsewhere cannot
+/// make the real user wait at all, while the address counter still caps one source guessing
+/// at many accounts.
 pub struct AttemptKeys {
     account: String,
     ip: String,
 }
 
 impl AttemptKeys {
-    pub fn new(name_key: &str, ip: &str) -> Self {
-        Self { account: format!("user:{name_key}"), ip: format!("ip:{ip}") }
+    pub fn new(name_key: &str, ip: std::net::IpAddr) -> Self {
+        let source = source_of(ip);
+        Self { account: format!("user:{name_key}@{source}"), ip: format!("ip:{source}") }
+    }
+}
+
+/// The unit an address is counted in: an IPv4 address, or an IPv6 /64 (one end site holds a
+/// whole /64, so counting single IPv6 addresses would give it endless budgets).
+fn source_of(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -88,15 +107,39 @@ pub fn begin_attempt(
     })
 }
 
-/// After a successful login: the account starts over (the address's count stays, so one valid
-/// account cannot be used to reset an address that is guessing at others).
-pub fn succeeded(conn: &mut DbConn, keys: &AttemptKeys) -> QueryResult<()> {
-    throttle::clear(conn, &keys.account)
+/// After a successful login: the account (from this address) starts over, and the address
+/// gets back the attempt it was charged, so successes never count against it. Its failures
+/// stay: one valid account cannot be used to reset an address that is guessing at others.
+pub fn succeeded(
+    conn: &mut DbConn,
+    keys: &AttemptKeys,
+    throttle: &LoginThrottle,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    crate::db::write_transaction(conn, |conn| {
+        throttle::clear(conn, &keys.account)?;
+        let mut row = throttle::lock(conn, &keys.ip, now.naive_utc())?;
+        row.failures = (row.failures - 1).max(0);
+        if row.failures < throttle.ip.free_failures {
+            row.blocked_until = None;
+        }
+        throttle::save(conn, &row)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_counted_per_ipv4_address_and_per_ipv6_64() {
+        let key = |ip: &str| AttemptKeys::new("alice", ip.parse().expect("ip")).ip;
+        assert_eq!(key("192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "ip:192.0.2.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(AttemptKeys::new("alice", "192.0.2.7".parse().expect("ip")).account, "user:alice@192.0.2.7");
+    }
 
     #[test]
     fn delays_double_from_the_base_up_to_the_cap() {

@@ -92,33 +92,34 @@ fn token_response(access_token: &str, claims: &AccessClaims, refresh_token: &str
 
 /// `POST /login` with HTTP Basic (RFC 7617) or a JSON body → 200 with an access token and a
 /// refresh token; the login starts a new session (token family).
-#[utoipa::path(post, path = "/login", tag = "tokens", request_body(content = Credentials, description = "JSON credentials, or none with HTTP Basic"), security((), ("basic" = [])), responses((status = 200, description = "a token pair", body = TokenResponse), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "wrong name or password", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 429, description = "too many failed attempts (Retry-After)", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
+#[utoipa::path(post, path = "/login", tag = "tokens", request_body(content = Option<Credentials>, description = "JSON credentials, or none with HTTP Basic"), security((), ("basic" = [])), responses((status = 200, description = "a token pair", body = TokenResponse), (status = 400, description = "malformed request", body = ErrorResponse), (status = 401, description = "wrong name or password", body = ErrorResponse), (status = 413, description = "body over 64 KiB", body = ErrorResponse), (status = 415, description = "not JSON", body = ErrorResponse), (status = 422, description = "invalid values", body = ErrorResponse), (status = 429, description = "too many failed attempts (Retry-After)", body = ErrorResponse), (status = 503, description = "database unavailable", body = ErrorResponse)))]
 pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) -> Result<HttpResponse, AppError> {
     let Credentials { name, password } = read_credentials(&req, payload).await?;
     if password.len() > Password::MAX_BYTES {
         // bcrypt would ignore the bytes past 72; such a password never matches, say so instead.
         Password::check_length(&password)?;
     }
-    if name.chars().any(char::is_control) || name.len() > 4 * UserName::MAX_CHARS {
-        // No registered name looks like this; PostgreSQL would refuse a NUL byte outright. Same
-        // work (a dummy hash check) and the same answer as any unknown name.
-        state.passwords.verify(&password, None).await?;
-        return Err(AppError::Unauthorized(Unauthorized::InvalidCredentials));
-    }
-    let key = name_key(&name);
-    let attempt = AttemptKeys::new(&key, &client_ip(&req, &state.trusted_proxies).to_string());
-    let attempt = Arc::new(attempt);
+    // No registered name has control characters (PostgreSQL would refuse a NUL byte outright)
+    // or is that long: such a name is counted and checked like any unknown one, never looked up.
+    let impossible_name = name.chars().any(char::is_control) || name.len() > 4 * UserName::MAX_CHARS;
+    let key = if impossible_name { "<impossible name>".to_string() } else { name_key(&name) };
+    let attempt = Arc::new(AttemptKeys::new(&key, client_ip(&req, &state.trusted_proxies)));
     let (counted, throttle, now) = (attempt.clone(), state.login_throttle, state.clock.now());
     if let Err(wait) = state.db.query(move |conn| throttle::begin_attempt(conn, &counted, &throttle, now)).await? {
         log::info!("login throttled for {:?}", name);
         state.metrics.login_throttled.inc();
         return Err(AppError::TooManyRequests { retry_after_secs: (wait.num_milliseconds() + 999) / 1000 });
     }
+    if impossible_name {
+        state.passwords.verify(&password, None).await?;
+        return Err(AppError::Unauthorized(Unauthorized::InvalidCredentials));
+    }
     let user = state.db.query(move |conn| users::find_by_name_key(conn, &key)).await?;
     // Verified against a dummy hash when the user does not exist: same work, same answer.
     let matches = state.passwords.verify(&password, user.as_ref().map(|user| user.password_hash.clone())).await?;
     let user = user.filter(|_| matches).ok_or(AppError::Unauthorized(Unauthorized::InvalidCredentials))?;
-    state.db.query(move |conn| throttle::succeeded(conn, &attempt)).await?;
+    let (throttle, now) = (state.login_throttle, state.clock.now());
+    state.db.query(move |conn| throttle::succeeded(conn, &attempt, &throttle, now)).await?;
 
     let sid = Uuid::new_v4();
     let refresh = generate_refresh_token();
@@ -190,12 +191,15 @@ fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> IpAddr {
     }
     let forwarded =
         req.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect::<Vec<_>>().join(",");
-    forwarded
-        .split(',')
-        .rev()
-        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-        .find(|ip| !trusted_proxies.contains(ip))
-        .unwrap_or(peer)
+    for entry in forwarded.split(',').rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted_proxies.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // Something our proxies did not write: everything left of it is the client's to forge.
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 /// Basic credentials if an `Authorization: Basic` header is present, else the JSON body.

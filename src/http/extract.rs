@@ -12,6 +12,9 @@ use futures_util::future::{LocalBoxFuture, Ready, ready};
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::HashSet;
 
+/// The longest a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Largest JSON body accepted (API.md "Errors": 413 above it).
 pub const JSON_BODY_LIMIT: usize = 64 * 1024;
 
@@ -74,16 +77,22 @@ fn read_body(req: &HttpRequest, payload: &mut Payload) -> LocalBoxFuture<'static
         if declared_length.is_some_and(|length| length > JSON_BODY_LIMIT) {
             return Err(AppError::PayloadTooLarge);
         }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
-            if body.len() + chunk.len() > JSON_BODY_LIMIT {
-                return Err(AppError::PayloadTooLarge);
+        // A body trickled in slowly cannot hold a worker's attention for long.
+        let read = async move {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|_| AppError::bad_request("invalid_body", "the request body could not be read"))?;
+                if body.len() + chunk.len() > JSON_BODY_LIMIT {
+                    return Err(AppError::PayloadTooLarge);
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+            Ok(body)
+        };
+        actix_web::rt::time::timeout(BODY_READ_TIMEOUT, read)
+            .await
+            .unwrap_or_else(|_| Err(AppError::bad_request("body_timeout", "the request body took too long to arrive")))
     })
 }
 

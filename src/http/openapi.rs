@@ -86,7 +86,7 @@ impl Modify for SecuritySchemes {
         users::me, users::list, users::update, users::delete,
         authors::create, authors::create_alias, authors::list, authors::get, authors::update, authors::delete,
         oauth::revoke, oauth::introspect, verify::verify,
-        well_known::jwks, well_known::openid_configuration, well_known::healthz, well_known::readyz,
+        well_known::jwks, well_known::openid_configuration, well_known::healthz, well_known::readyz, well_known::metrics,
         admin::list_keys, admin::rotate, admin::delete_key,
     ),
     components(schemas(

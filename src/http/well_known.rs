@@ -76,6 +76,7 @@ pub async fn readyz(state: Data<AppState>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 /// `GET /metrics`: Prometheus text format. State owned elsewhere is read now, not cached.
 pub async fn metrics(state: Data<AppState>) -> HttpResponse {
     let metrics = &state.metrics;

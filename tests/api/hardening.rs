@@ -70,6 +70,64 @@ async fn one_address_guessing_at_many_accounts_is_slowed_too() {
     assert_eq!((fourth.status, fourth.error_code()), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"));
 }
 
+async fn an_attacker_elsewhere_cannot_make_the_real_user_wait() {
+    // Behind a trusted proxy, X-Forwarded-For tells clients apart.
+    let app = spawn_app_with(TestConfig {
+        trusted_proxies: "127.0.0.1".into(),
+        ip_failures_before_delay: "20".into(),
+        ..TestConfig::default()
+    })
+    .await;
+    app.register("alice", PASSWORD).await;
+    let from = |ip: &str, password: &str| {
+        app.request(Method::POST, "/login")
+            .header("x-forwarded-for", ip)
+            .basic_auth("alice", Some(password.to_string()))
+    };
+    for _ in 0..10 {
+        app.send(from("203.0.113.9", "guess")).await;
+    }
+    assert_eq!(
+        app.send(from("203.0.113.9", "guess")).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker waits"
+    );
+    let real = app.send(from("198.51.100.7", PASSWORD)).await;
+    assert_eq!(real.status, StatusCode::OK, "the real user, elsewhere, does not");
+    // A forged entry left of a value our proxy did not write is not trusted.
+    let spoofed = app.request(Method::POST, "/login").header("x-forwarded-for", "198.51.100.7, not-an-ip, 203.0.113.9");
+    let spoofed = app.send(spoofed.basic_auth("alice", Some("guess"))).await;
+    assert_eq!(spoofed.status, StatusCode::TOO_MANY_REQUESTS, "counted as the attacker's address");
+}
+
+async fn forwarded_for_is_ignored_without_a_trusted_proxy_and_successes_cost_nothing() {
+    let app = spawn_app_with(TestConfig { ip_failures_before_delay: "3".into(), ..TestConfig::default() }).await;
+    app.register("alice", PASSWORD).await;
+    for _ in 0..10 {
+        assert_eq!(app.login_basic("alice", PASSWORD).await.status, StatusCode::OK, "successes never count");
+    }
+    for (i, name) in ["anna", "bert", "carl"].iter().enumerate() {
+        let request = app.request(Method::POST, "/login").header("x-forwarded-for", format!("192.0.2.{i}"));
+        assert_eq!(app.send(request.basic_auth(name, Some("guess"))).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let fourth = app.request(Method::POST, "/login").header("x-forwarded-for", "192.0.2.99");
+    assert_eq!(
+        app.send(fourth.basic_auth("dora", Some("guess"))).await.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged X-Forwarded-For changes nothing"
+    );
+}
+
+async fn token_responses_are_never_cached() {
+    let app = spawn_app().await;
+    app.register("alice", PASSWORD).await;
+    let login = app.login_json("alice", PASSWORD).await;
+    assert_eq!(login.header("cache-control"), Some("no-store"));
+    let refresh_token = login.body["refresh_token"].as_str().expect("refresh").to_string();
+    let refreshed = app.post_json("/token/refresh", None, &json!({"refresh_token": refresh_token})).await;
+    assert_eq!(refreshed.header("cache-control"), Some("no-store"));
+}
+
 async fn an_unknown_users_failure_takes_about_as_long_as_a_known_users() {
     // A real bcrypt cost, so the password check dominates the time of a request.
     let app = spawn_app_with(TestConfig {
@@ -283,6 +341,9 @@ crate::helpers::on_both_backends!(
     burst_of_wrong_passwords_gets_no_more_attempts_than_the_limit,
     delays_grow_and_are_capped,
     one_address_guessing_at_many_accounts_is_slowed_too,
+    an_attacker_elsewhere_cannot_make_the_real_user_wait,
+    forwarded_for_is_ignored_without_a_trusted_proxy_and_successes_cost_nothing,
+    token_responses_are_never_cached,
     every_jwt_attack_is_refused_everywhere_a_token_is_accepted,
 );
 

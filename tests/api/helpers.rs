@@ -131,6 +131,7 @@ pub struct TestConfig {
     pub bcrypt_cost: String,
     pub login_failures_before_delay: String,
     pub ip_failures_before_delay: String,
+    pub trusted_proxies: String,
 }
 
 impl Default for TestConfig {
@@ -153,6 +154,7 @@ impl Default for TestConfig {
             login_failures_before_delay: "5".into(),
             // Every test client is 127.0.0.1: keep the per-address limit out of other tests' way.
             ip_failures_before_delay: "1000".into(),
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -194,7 +196,7 @@ impl TestConfig {
             login_delay_cap: "1m".into(),
             ip_failures_before_delay: self.ip_failures_before_delay.clone(),
             ip_delay_cap: "15m".into(),
-            trusted_proxies: String::new(),
+            trusted_proxies: self.trusted_proxies.clone(),
             token_cache_size: "10000".into(),
             db_pool_size: "4".into(),
         })
@@ -343,9 +345,34 @@ impl TestApp {
     /// Everything stored in users and authors, to show that a rejected request changed nothing.
     pub fn stored_rows(&self) -> String {
         let mut conn = self.db();
+        use diesel::prelude::*;
+        use library_api::schema::{refresh_tokens, revoked_tokens, subject_revocations, token_families};
         let users = users::list(&mut conn).expect("users");
         let authors = authors::page(&mut conn, 100, 0).expect("authors");
-        format!("{users:?}\n{authors:?}")
+        let keys: Vec<(String, String)> =
+            signing_keys::list(&mut conn).expect("keys").into_iter().map(|key| (key.kid, key.state)).collect();
+        let families: Vec<(String, Option<chrono::NaiveDateTime>)> = token_families::table
+            .select((token_families::id, token_families::revoked_at))
+            .order(token_families::id)
+            .load(&mut conn)
+            .expect("families");
+        let refresh: Vec<(String, Option<chrono::NaiveDateTime>)> = refresh_tokens::table
+            .select((refresh_tokens::token_hash, refresh_tokens::spent_at))
+            .order(refresh_tokens::token_hash)
+            .load(&mut conn)
+            .expect("refresh");
+        let revoked: Vec<String> = revoked_tokens::table
+            .select(revoked_tokens::jti)
+            .order(revoked_tokens::jti)
+            .load(&mut conn)
+            .expect("revoked");
+        let subjects: Vec<String> = subject_revocations::table
+            .select(subject_revocations::subject)
+            .order(subject_revocations::subject)
+            .load(&mut conn)
+            .expect("subjects");
+        // Login counters are left out: a failed login is meant to change them.
+        format!("{users:?}\n{authors:?}\n{keys:?}\n{families:?}\n{refresh:?}\n{revoked:?}\n{subjects:?}")
     }
 
     /// The key that signs now, opened with the test's master key: lets tests forge tokens that

@@ -1,0 +1,3 @@
+-- POST /login with HTTP Basic for one user (a success each time: no throttling).
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Basic " .. os.getenv("BENCH_BASIC")

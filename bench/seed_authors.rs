@@ -1,0 +1,48 @@
+//! Seeds a SQLite database with a user and N authors, for `bench/run`.
+//! Usage: seed_authors DATABASE_PATH N
+
+use chrono::Utc;
+use diesel::prelude::*;
+use library_api::config::DatabaseUrl;
+use library_api::db::{connect, run_migrations, users};
+use library_api::schema::authors;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("usage: seed_authors DATABASE_PATH N");
+    let count: usize = args.next().and_then(|n| n.parse().ok()).expect("N, a whole number");
+    let pool = connect(&DatabaseUrl::Sqlite(path.clone().into()), 1).expect("open the database");
+    let mut conn = pool.get().expect("a connection");
+    run_migrations(&mut conn).expect("migrations");
+    let now = Utc::now().naive_utc();
+    let hash = bcrypt::hash("seed user password", 4).expect("hash");
+    let creator = users::create(&mut conn, "bench-seed", "bench-seed", &hash, false, now).expect("seed user");
+    library_api::db::write_transaction(&mut conn, |conn| -> QueryResult<()> {
+        for start in (0..count).step_by(5_000) {
+            let rows: Vec<_> = (start..count.min(start + 5_000))
+                .map(|i| {
+                    (
+                        authors::name.eq(format!("Author {i}")),
+                        authors::book.eq(format!("Book {i}")),
+                        authors::country.eq("UK"),
+                        authors::booker_prize.eq(i % 7 == 0),
+                        authors::created_by.eq(Some(creator.id)),
+                        authors::created_at.eq(now),
+                        authors::updated_at.eq(now),
+                    )
+                })
+                .collect();
+            match conn {
+                library_api::db::DbConn::Sqlite(conn) => {
+                    diesel::insert_into(authors::table).values(&rows).execute(conn)?
+                }
+                library_api::db::DbConn::Postgres(conn) => {
+                    diesel::insert_into(authors::table).values(&rows).execute(conn)?
+                }
+            };
+        }
+        Ok(())
+    })
+    .expect("insert");
+    println!("seeded {count} authors into {path}");
+}
