@@ -54,11 +54,23 @@ token_for() {
 # start_service PORT [ENV=VALUE…]: the release binary on a fresh SQLite database.
 start_service() {
     local port=$1; shift
-    env DATABASE_URL="$WORK/library.db" BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn "$@" \
-        "$CARGO_TARGET_DIR/release/library-api" >"$WORK/service.log" 2>&1 &
+    start_instance library "$port" "$@"
+}
+
+# start_instance NAME PORT [ENV=VALUE…]: the release binary on $WORK/NAME.db (log $WORK/NAME.log,
+# or $WORK/service.log for "library"); its pid is the last of PIDS.
+start_instance() {
+    local name=$1 port=$2; shift 2
+    local log="$WORK/$name.log"
+    [ "$name" = library ] && log="$WORK/service.log"
+    env DATABASE_URL="$WORK/$name.db" BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn "$@" \
+        "$CARGO_TARGET_DIR/release/library-api" >"$log" 2>&1 &
     PIDS+=($!)
     wait_for "http://127.0.0.1:$port/healthz"
 }
+
+# peak_rss_mib PID: the process's peak resident memory (VmHWM).
+peak_rss_mib() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 wait_for() {
     for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.1; done
@@ -70,7 +82,8 @@ wrk_row() {
     need wrk wrk
     local name=$1 url=$2; shift 2
     local out
-    out=$(wrk -t2 -c64 -d"${BENCH_SECONDS:-10}"s --latency "$@" "$url")
+    # The URL before the options: arguments after `--` go to the wrk script.
+    out=$(wrk -t2 -c64 -d"${BENCH_SECONDS:-10}"s --latency "$url" "$@")
     local rps p50 p99
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")

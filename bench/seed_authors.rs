@@ -18,8 +18,9 @@ fn main() {
     let hash = bcrypt::hash("seed user password", 4).expect("hash");
     let creator = users::create(&mut conn, "bench-seed", "bench-seed", &hash, false, now).expect("seed user");
     library_api::db::write_transaction(&mut conn, |conn| -> QueryResult<()> {
-        for start in (0..count).step_by(5_000) {
-            let rows: Vec<_> = (start..count.min(start + 5_000))
+        // SQLite binds at most 32,766 parameters per statement: 4,000 rows of 7.
+        for start in (0..count).step_by(4_000) {
+            let rows: Vec<_> = (start..count.min(start + 4_000))
                 .map(|i| {
                     (
                         authors::name.eq(format!("Author {i}")),

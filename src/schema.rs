@@ -42,6 +42,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    row_counts (name) {
+        name -> Text,
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
     signing_keys (kid) {
         kid -> Text,
         state -> Text,
@@ -93,6 +100,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_throttle,
     refresh_tokens,
     revoked_tokens,
+    row_counts,
     signing_keys,
     subject_revocations,
     token_families,

@@ -3,10 +3,10 @@
 //! instead of a hard lockout an attacker could use to lock real users out: the per-account
 //! delay is capped low (a minute by default), the per-IP one higher.
 //!
-//! Each attempt is counted as a failure *before* the password is checked, in one transaction
-//! that locks the counters, and a success clears the account's counter afterwards. So N parallel
-//! guesses cannot all slip past the limit while the first ones are still being checked (the
-//! race that let parallel requests bypass ZITADEL's lockout).
+//! Each attempt is counted against the account *before* the password is checked, in one
+//! transaction that locks the counters, and a success clears the account's counter afterwards.
+//! So N parallel guesses cannot all slip past the limit while the first ones are still being
+//! checked (the race that let parallel requests bypass ZITADEL's lockout).
 
 use crate::db::{DbConn, throttle};
 use chrono::{DateTime, Duration, Utc};
@@ -71,8 +71,10 @@ fn source_of(ip: std::net::IpAddr) -> String {
     }
 }
 
-/// Counts an attempt against both counters, or refuses it: `Ok(Err(wait))` when either counter
-/// is still waiting (nothing is counted then).
+/// Refuses the attempt while either counter is waiting (`Ok(Err(wait))`), else counts it against
+/// the account *before* the password is checked: parallel guesses at one account cannot slip
+/// past its limit. The address is charged only for failures ([`failed`]), so many people
+/// logging in at once from one address (an office behind NAT) are not throttled.
 pub fn begin_attempt(
     conn: &mut DbConn,
     keys: &AttemptKeys,
@@ -80,51 +82,58 @@ pub fn begin_attempt(
     now: DateTime<Utc>,
 ) -> QueryResult<Result<(), Duration>> {
     crate::db::write_transaction(conn, |conn| {
-        let mut rows = Vec::with_capacity(2);
-        let mut wait = Duration::zero();
-        for (key, rule) in [(&keys.account, &throttle.account), (&keys.ip, &throttle.ip)] {
-            let mut row = throttle::lock(conn, key, now.naive_utc())?;
-            if row.updated_at.and_utc() + throttle.forget_after < now {
-                row.failures = 0;
-                row.blocked_until = None;
-            }
-            if let Some(until) = row.blocked_until.map(|until| until.and_utc()).filter(|until| *until > now) {
-                wait = wait.max(until - now);
-            }
-            rows.push((row, *rule));
-        }
-        if wait > Duration::zero() {
+        let mut account = current(conn, &keys.account, throttle, now)?;
+        let address = current(conn, &keys.ip, throttle, now)?;
+        let wait = [&account, &address]
+            .iter()
+            .filter_map(|row| row.blocked_until.map(|until| until.and_utc() - now))
+            .filter(|wait| *wait > Duration::zero())
+            .max();
+        if let Some(wait) = wait {
             return Ok(Err(wait));
         }
-        for (mut row, rule) in rows {
-            row.failures = row.failures.saturating_add(1);
-            row.updated_at = now.naive_utc();
-            row.blocked_until = (row.failures >= rule.free_failures)
-                .then(|| (now + rule.delay(row.failures - rule.free_failures)).naive_utc());
-            throttle::save(conn, &row)?;
-        }
+        charge(&mut account, &throttle.account, now);
+        throttle::save(conn, &account)?;
         Ok(Ok(()))
     })
 }
 
-/// After a successful login: the account (from this address) starts over, and the address
-/// gets back the attempt it was charged, so successes never count against it. Its failures
-/// stay: one valid account cannot be used to reset an address that is guessing at others.
-pub fn succeeded(
+/// After a wrong password: the address is charged too.
+pub fn failed(conn: &mut DbConn, keys: &AttemptKeys, throttle: &LoginThrottle, now: DateTime<Utc>) -> QueryResult<()> {
+    crate::db::write_transaction(conn, |conn| {
+        let mut address = current(conn, &keys.ip, throttle, now)?;
+        charge(&mut address, &throttle.ip, now);
+        throttle::save(conn, &address)
+    })
+}
+
+/// After a successful login: the account (from this address) starts over. The address keeps its
+/// failures, so one valid account cannot be used to reset an address guessing at others.
+pub fn succeeded(conn: &mut DbConn, keys: &AttemptKeys) -> QueryResult<()> {
+    throttle::clear(conn, &keys.account)
+}
+
+/// The counter, locked, and forgotten if it was quiet for `forget_after`.
+fn current(
     conn: &mut DbConn,
-    keys: &AttemptKeys,
+    key: &str,
     throttle: &LoginThrottle,
     now: DateTime<Utc>,
-) -> QueryResult<()> {
-    crate::db::write_transaction(conn, |conn| {
-        throttle::clear(conn, &keys.account)?;
-        let mut row = throttle::lock(conn, &keys.ip, now.naive_utc())?;
-        row.failures = (row.failures - 1).max(0);
-        if row.failures < throttle.ip.free_failures {
-            row.blocked_until = None;
-        }
-        throttle::save(conn, &row)
-    })
+) -> QueryResult<throttle::ThrottleRow> {
+    let mut row = throttle::lock(conn, key, now.naive_utc())?;
+    if row.updated_at.and_utc() + throttle.forget_after < now {
+        row.failures = 0;
+        row.blocked_until = None;
+    }
+    Ok(row)
+}
+
+/// One more failure: from the one that reaches the free allowance on, a doubling wait.
+fn charge(row: &mut throttle::ThrottleRow, rule: &ThrottleRule, now: DateTime<Utc>) {
+    row.failures = row.failures.saturating_add(1);
+    row.updated_at = now.naive_utc();
+    row.blocked_until =
+        (row.failures >= rule.free_failures).then(|| (now + rule.delay(row.failures - rule.free_failures)).naive_utc());
 }
 
 #[cfg(test)]

@@ -112,14 +112,19 @@ pub async fn login(req: HttpRequest, payload: Payload, state: Data<AppState>) ->
     }
     if impossible_name {
         state.passwords.verify(&password, None).await?;
+        let (throttle, now) = (state.login_throttle, state.clock.now());
+        state.db.query(move |conn| throttle::failed(conn, &attempt, &throttle, now)).await?;
         return Err(AppError::Unauthorized(Unauthorized::InvalidCredentials));
     }
     let user = state.db.query(move |conn| users::find_by_name_key(conn, &key)).await?;
     // Verified against a dummy hash when the user does not exist: same work, same answer.
     let matches = state.passwords.verify(&password, user.as_ref().map(|user| user.password_hash.clone())).await?;
-    let user = user.filter(|_| matches).ok_or(AppError::Unauthorized(Unauthorized::InvalidCredentials))?;
-    let (throttle, now) = (state.login_throttle, state.clock.now());
-    state.db.query(move |conn| throttle::succeeded(conn, &attempt, &throttle, now)).await?;
+    let Some(user) = user.filter(|_| matches) else {
+        let (throttle, now) = (state.login_throttle, state.clock.now());
+        state.db.query(move |conn| throttle::failed(conn, &attempt, &throttle, now)).await?;
+        return Err(AppError::Unauthorized(Unauthorized::InvalidCredentials));
+    };
+    state.db.query(move |conn| throttle::succeeded(conn, &attempt)).await?;
 
     let sid = Uuid::new_v4();
     let refresh = generate_refresh_token();

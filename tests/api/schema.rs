@@ -68,6 +68,7 @@ fn migrated_schema(conn: &mut SqliteConnection) -> Tables {
                 .map(|column| {
                     let base = match column.r#type.as_str() {
                         "INTEGER" => "Integer",
+                        "BIGINT" => "BigInt",
                         "TEXT" => "Text",
                         "BOOLEAN" => "Bool",
                         "TIMESTAMP" => "Timestamp",
@@ -131,6 +132,7 @@ fn migrated_pg_schema(conn: &mut PgConnection) -> Tables {
     for column in columns {
         let base = match column.data_type.as_str() {
             "integer" => "Integer",
+            "bigint" => "BigInt",
             "text" => "Text",
             "boolean" => "Bool",
             "timestamp without time zone" => "Timestamp",

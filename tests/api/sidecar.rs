@@ -144,7 +144,8 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// A running nginx; stopped when dropped.
+/// A running nginx (a single process: `master_process off`, so stopping it leaves no workers
+/// behind); stopped when dropped.
 struct Nginx {
     child: Child,
     address: String,
@@ -171,7 +172,7 @@ fn start_nginx(binary: &str, library_api: &str, upstream: &str) -> Nginx {
     let root = dir.path().display();
     std::fs::write(dir.path().join("library-api.conf"), site).expect("write site");
     let main = format!(
-        "daemon off;\nworker_processes 1;\npid {root}/nginx.pid;\nerror_log {root}/error.log;\nevents {{ worker_connections 256; }}\n\
+        "daemon off;\nmaster_process off;\npid {root}/nginx.pid;\nerror_log {root}/error.log;\nevents {{ worker_connections 256; }}\n\
          http {{\n access_log off;\n client_body_temp_path {root}/body;\n proxy_temp_path {root}/proxy;\n \
          fastcgi_temp_path {root}/fastcgi;\n uwsgi_temp_path {root}/uwsgi;\n scgi_temp_path {root}/scgi;\n \
          include {root}/library-api.conf;\n}}\n"
