@@ -73,30 +73,17 @@ impl VerifiedTokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::{SigningKey, generate_pkcs8};
     use std::collections::HashMap;
-    use uuid::Uuid;
 
     const NOW: i64 = 1_800_000_000;
 
     fn claims() -> AccessClaims {
-        AccessClaims {
-            iss: "http://issuer".into(),
-            sub: Uuid::new_v4(),
-            aud: "library-api".into(),
-            iat: NOW,
-            nbf: NOW,
-            exp: NOW + 60,
-            jti: Uuid::new_v4(),
-            sid: Uuid::new_v4(),
-            name: "alice".into(),
-            groups: vec![],
-        }
+        crate::tokens::fixtures::claims_at(NOW)
     }
 
     #[test]
     fn a_hit_still_honours_expiry_and_key_deletion() {
-        let key = SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse");
+        let key = crate::tokens::fixtures::key();
         let keys: VerificationKeys = HashMap::from([(key.kid().to_string(), key.decoding_key())]);
         let policy = VerificationPolicy::new("http://issuer", "library-api");
         let cache = VerifiedTokenCache::new(10);
@@ -115,7 +102,7 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded() {
-        let key = SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse");
+        let key = crate::tokens::fixtures::key();
         let keys: VerificationKeys = HashMap::from([(key.kid().to_string(), key.decoding_key())]);
         let policy = VerificationPolicy::new("http://issuer", "library-api");
         let cache = VerifiedTokenCache::new(16);

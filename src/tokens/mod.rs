@@ -48,3 +48,32 @@ impl AccessClaims {
         self.groups.iter().any(|group| group == ADMIN_GROUP)
     }
 }
+
+/// Fixtures shared by the token tests: one generated key, and claims that verify against the
+/// policy `VerificationPolicy::new("http://issuer", "library-api")` at `now`.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{AccessClaims, SigningKey, generate_pkcs8};
+    use std::sync::OnceLock;
+    use uuid::Uuid;
+
+    pub fn key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse"))
+    }
+
+    pub fn claims_at(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "http://issuer".into(),
+            sub: Uuid::new_v4(),
+            aud: "library-api".into(),
+            iat: now,
+            nbf: now,
+            exp: now + 60,
+            jti: Uuid::new_v4(),
+            sid: Uuid::new_v4(),
+            name: "alice".into(),
+            groups: vec![],
+        }
+    }
+}

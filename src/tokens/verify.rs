@@ -152,16 +152,14 @@ fn reject(error: jsonwebtoken::errors::Error) -> TokenRejection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::{SigningKey, generate_pkcs8};
+    use crate::tokens::SigningKey;
     use serde_json::json;
-    use std::sync::OnceLock;
     use uuid::Uuid;
 
     const NOW: i64 = 1_800_000_000;
 
     fn key() -> &'static SigningKey {
-        static KEY: OnceLock<SigningKey> = OnceLock::new();
-        KEY.get_or_init(|| SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse"))
+        crate::tokens::fixtures::key()
     }
 
     fn keys() -> VerificationKeys {
@@ -370,36 +368,18 @@ mod tests {
 #[cfg(test)]
 mod fuzz {
     use super::*;
-    use crate::tokens::{SigningKey, generate_pkcs8};
     use proptest::prelude::*;
     use std::sync::OnceLock;
-    use uuid::Uuid;
 
     const NOW: i64 = 1_800_000_000;
 
-    fn key() -> &'static SigningKey {
-        static KEY: OnceLock<SigningKey> = OnceLock::new();
-        KEY.get_or_init(|| SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse"))
+    fn key() -> &'static crate::tokens::SigningKey {
+        crate::tokens::fixtures::key()
     }
 
     fn valid_token() -> &'static str {
         static TOKEN: OnceLock<String> = OnceLock::new();
-        TOKEN.get_or_init(|| {
-            key()
-                .sign(&AccessClaims {
-                    iss: "http://issuer".into(),
-                    sub: Uuid::new_v4(),
-                    aud: "library-api".into(),
-                    iat: NOW,
-                    nbf: NOW,
-                    exp: NOW + 60,
-                    jti: Uuid::new_v4(),
-                    sid: Uuid::new_v4(),
-                    name: "alice".into(),
-                    groups: vec![],
-                })
-                .expect("sign")
-        })
+        TOKEN.get_or_init(|| key().sign(&crate::tokens::fixtures::claims_at(NOW)).expect("sign"))
     }
 
     fn check(token: &str) -> Result<AccessClaims, TokenRejection> {
