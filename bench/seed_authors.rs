@@ -3,15 +3,14 @@
 
 use chrono::Utc;
 use diesel::prelude::*;
-use library_api::config::DatabaseUrl;
-use library_api::db::{connect, run_migrations, users};
+use library_api::db::{Backend, connect, run_migrations, users};
 use library_api::schema::authors;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: seed_authors DATABASE_PATH N");
     let count: usize = args.next().and_then(|n| n.parse().ok()).expect("N, a whole number");
-    let pool = connect(&DatabaseUrl::Sqlite(path.clone().into()), 1).expect("open the database");
+    let pool = connect(&Backend::Sqlite(path.clone().into()), &path, 1).expect("open the database");
     let mut conn = pool.get().expect("a connection");
     run_migrations(&mut conn).expect("migrations");
     let now = Utc::now().naive_utc();

@@ -2,14 +2,13 @@
 //! Usage: seed_revocations DATABASE_PATH N
 
 use chrono::{Duration, Utc};
-use library_api::db::{connect, revocations, run_migrations};
+use library_api::db::{Backend, connect, revocations, run_migrations};
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: seed_revocations DATABASE_PATH N");
     let count: usize = args.next().and_then(|n| n.parse().ok()).expect("N, a whole number");
-    let url = library_api::config::DatabaseUrl::Sqlite(std::path::PathBuf::from(&path));
-    let pool = connect(&url, 1).expect("open the database");
+    let pool = connect(&Backend::Sqlite(path.clone().into()), &path, 1).expect("open the database");
     let mut conn = pool.get().expect("a connection");
     run_migrations(&mut conn).expect("migrations");
     let now = Utc::now().naive_utc();

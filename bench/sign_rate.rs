@@ -28,7 +28,7 @@ fn main() {
     let key = SigningKey::from_pkcs8(&der).expect("key");
     let claims = AccessClaims {
         iss: "http://127.0.0.1:8080".into(),
-        sub: uuid::Uuid::new_v4(),
+        sub: library_api::tokens::Subject::User(uuid::Uuid::new_v4()),
         aud: "library-api".into(),
         iat: 1_800_000_000,
         nbf: 1_800_000_000,

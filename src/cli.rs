@@ -1,15 +1,17 @@
-//! The command line: `serve` (default), `migrate`, `user create`, `keys list`.
+//! The command line: `serve` (default), `migrate`, `user create`, `keys list|rotate|rewrap`.
+//! Each command parses its arguments, calls the library, and prints; the work is done elsewhere.
 
-use crate::actors::key_ring::{KeyRingError, TICK_INTERVAL, build_update, generate_keys, key_times, open_key};
-use crate::clock::{Clock as _, SystemClock};
+use crate::clock::Clock as _;
+use crate::clock::SystemClock;
 use crate::config::MasterKeySource;
 use crate::config::{ConfigError, Settings, SettingsArgs};
-use crate::db::{self, DbSetupError, signing_keys, users};
+use crate::db::{self, DbSetupError};
 use crate::domain::{Password, UserName};
-use crate::key_schedule::plan_rotation;
 use crate::master_key::{MasterKey, MasterKeyError};
-use crate::startup::key_ring_config;
+use crate::service::keys::{self, KeysError};
+use crate::service::users::{self, UserError};
 use crate::startup::{Application, StartupError};
+use crate::startup::{db_backend, key_ring_config};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +70,7 @@ pub enum KeysCommand {
     },
 }
 
+/// Why a command failed; printed as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
@@ -75,13 +78,28 @@ pub enum CliError {
     #[error(transparent)]
     Startup(#[from] StartupError),
     #[error(transparent)]
-    Database(#[from] DbSetupError),
+    Setup(#[from] DbSetupError),
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
-    #[error("key ring: {0}")]
-    KeyRing(#[from] KeyRingError),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    /// A name, password or flag that cannot be used; the message says why.
     #[error("{0}")]
-    Failed(String),
+    InvalidArgument(String),
+    #[error("the name {0} is already taken")]
+    NameTaken(String),
+    #[error(transparent)]
+    User(UserError),
+    #[error("cannot read the password: {0}")]
+    ReadPassword(std::io::Error),
+    #[error("{0}")]
+    Bcrypt(#[from] bcrypt::BcryptError),
+    #[error("server stopped: {0}")]
+    Server(std::io::Error),
 }
 
 pub fn run(cli: Cli) -> Result<(), CliError> {
@@ -101,7 +119,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 fn serve(settings: Settings) -> Result<(), CliError> {
     actix_web::rt::System::new().block_on(async move {
         let application = Application::build(settings, Arc::new(SystemClock)).await?;
-        application.run_until_stopped().await.map_err(|e| CliError::Failed(format!("server stopped: {e}")))
+        application.run_until_stopped().await.map_err(CliError::Server)
     })
 }
 
@@ -117,41 +135,37 @@ fn migrate(settings: &Settings) -> Result<(), CliError> {
 
 /// Opens the database, applies pending migrations, and returns the pool and what was applied.
 fn open_migrated(settings: &Settings) -> Result<(db::DbPool, Vec<String>), CliError> {
-    let pool = db::connect(&settings.database, 1)?;
-    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let pool = db::connect(&db_backend(&settings.database), &settings.database.redacted(), 1)?;
+    let mut conn = pool.get()?;
     let applied = db::run_migrations(&mut conn)?;
     drop(conn);
     Ok((pool, applied))
 }
 
 fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliError> {
-    let name = UserName::parse(name).map_err(|e| CliError::Failed(e.message))?;
+    let name = UserName::parse(name).map_err(|e| CliError::InvalidArgument(e.message))?;
     let password = match std::env::var("LIBRARY_PASSWORD") {
         Ok(password) => password,
-        Err(_) => rpassword::prompt_password(format!("Password for {}: ", name.as_str()))
-            .map_err(|e| CliError::Failed(format!("cannot read the password: {e}")))?,
+        Err(_) => {
+            rpassword::prompt_password(format!("Password for {}: ", name.as_str())).map_err(CliError::ReadPassword)?
+        }
     };
-    let password = Password::parse(password).map_err(|e| CliError::Failed(e.message))?;
+    let password = Password::parse(password).map_err(|e| CliError::InvalidArgument(e.message))?;
     // Password::parse bounded it to 72 bytes, all of which bcrypt uses.
-    let hash = bcrypt::hash(password.expose(), settings.bcrypt_cost).map_err(|e| CliError::Failed(e.to_string()))?;
+    let hash = bcrypt::hash(password.expose(), settings.bcrypt_cost)?;
     let (pool, _) = open_migrated(settings)?;
-    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let now = chrono::Utc::now().naive_utc();
-    let user =
-        users::create(&mut conn, name.as_str(), &name.key(), &hash, admin, now).map_err(
-            |e| match db::unique_violation(&e) {
-                Some(_) => CliError::Failed(format!("the name {} is already taken", name.as_str())),
-                None => CliError::Failed(format!("database: {e}")),
-            },
-        )?;
+    let mut conn = pool.get()?;
+    let user = users::insert(&mut conn, &name, &hash, admin, SystemClock.now().naive_utc()).map_err(|e| match e {
+        UserError::NameTaken => CliError::NameTaken(name.as_str().to_string()),
+        other => CliError::User(other),
+    })?;
     println!("created {} {} ({})", if user.admin { "admin" } else { "user" }, user.name, user.public_id);
     Ok(())
 }
 
 fn list_keys(settings: &Settings) -> Result<(), CliError> {
     let (pool, _) = open_migrated(settings)?;
-    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let keys = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let keys = keys::list(&mut *pool.get()?)?;
     println!("{:<44} {:<8} {:<20} {:<20} {:<20}", "KID", "STATE", "CREATED", "ACTIVATES", "RETIRES");
     for key in keys {
         let retires = key.retires_at.map_or_else(|| "-".to_string(), |t| t.format("%F %T").to_string());
@@ -169,25 +183,15 @@ fn list_keys(settings: &Settings) -> Result<(), CliError> {
 
 fn rotate_keys(settings: &Settings) -> Result<(), CliError> {
     let (pool, _) = open_migrated(settings)?;
-    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
+    let mut conn = pool.get()?;
     let config = key_ring_config(settings)?;
-    let rows = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let master_key = MasterKey::load(&settings.master_key, rows.len())?;
-    // Every stored key must open with this master key: never mix keys sealed under two.
-    for row in &rows {
-        open_key(&master_key, row)?;
-    }
-    let planned_at = SystemClock.now();
-    let mut plan = plan_rotation(&key_times(&rows)?, &config.policy, planned_at).map_err(KeyRingError::from)?;
-    // Removals are left to the running service, which applies them with its own settings.
-    plan.remove.clear();
-    let keys = generate_keys(&plan, config.key_bits)?;
-    let update = build_update(&plan, keys, &master_key, config, planned_at, SystemClock.now())?;
-    signing_keys::apply(&mut conn, &update).map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let signing =
-        plan.promote.map(|promotion| promotion.promote).or_else(|| update.insert.first().map(|row| row.kid.clone()));
-    println!("rotated: {} now signs", signing.unwrap_or_default());
-    println!("a running service picks the change up within {}s", TICK_INTERVAL.as_secs());
+    let master_key = keys::load_master_key(&mut conn, &settings.master_key)?;
+    let signing = keys::rotate_offline(&mut conn, &master_key, config.key_bits, &config.policy, &SystemClock)?;
+    println!("rotated: {signing} now signs");
+    println!(
+        "a running service picks the change up within {}",
+        humantime::format_duration(settings.key_ring_poll_interval)
+    );
     Ok(())
 }
 
@@ -195,28 +199,17 @@ fn rewrap_keys(settings: &Settings, new_master_key_file: &Path) -> Result<(), Cl
     if let MasterKeySource::File(current) = &settings.master_key
         && current == new_master_key_file
     {
-        return Err(CliError::Failed("--new-master-key-file must differ from the current MASTER_KEY_FILE".into()));
+        return Err(CliError::InvalidArgument(
+            "--new-master-key-file must differ from the current MASTER_KEY_FILE".into(),
+        ));
     }
     let (pool, _) = open_migrated(settings)?;
-    let mut conn = pool.get().map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let rows = signing_keys::list(&mut conn).map_err(|e| CliError::Failed(format!("database: {e}")))?;
-    let old_key = MasterKey::load(&settings.master_key, rows.len())?;
+    let mut conn = pool.get()?;
+    let old_key = keys::load_master_key(&mut conn, &settings.master_key)?;
     // The new file is for this operation: create it if missing.
     let new_key = MasterKey::load(&MasterKeySource::File(new_master_key_file.to_path_buf()), 0)?;
-    let resealed = rows
-        .iter()
-        .map(|row| {
-            let der = old_key.open(&row.kid, &row.private_key_enc)?;
-            Ok((row.kid.clone(), new_key.seal(&row.kid, &der)?))
-        })
-        .collect::<Result<Vec<_>, MasterKeyError>>()?;
-    signing_keys::replace_sealed(&mut conn, &resealed).map_err(|e| match e {
-        diesel::result::Error::RollbackTransaction => {
-            CliError::Failed("the key ring changed while re-encrypting; stop the service and run this again".into())
-        }
-        other => CliError::Failed(format!("database: {other}")),
-    })?;
-    println!("re-encrypted {} key(s) under {}", resealed.len(), new_master_key_file.display());
+    let count = keys::rewrap(&mut conn, &old_key, &new_key)?;
+    println!("re-encrypted {count} key(s) under {}", new_master_key_file.display());
     println!("start the service with MASTER_KEY_FILE={} (and MASTER_KEY unset)", new_master_key_file.display());
     Ok(())
 }

@@ -168,6 +168,26 @@ impl DatabaseUrl {
     }
 }
 
+/// When failed logins start to cost time, and how much at most (the delays themselves are
+/// computed where logins are throttled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures answered without delay; the one that reaches this number starts the delays.
+    pub free_failures: i32,
+    /// The first delay; each further failure doubles it.
+    pub base_delay: chrono::Duration,
+    pub max_delay: chrono::Duration,
+}
+
+/// The login throttling rules for accounts and for client addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottle {
+    pub account: ThrottleRule,
+    pub ip: ThrottleRule,
+    /// A counter untouched this long starts over.
+    pub forget_after: chrono::Duration,
+}
+
 /// Validated settings. Secrets are wrapped so `Debug` cannot print them.
 #[derive(Debug)]
 pub struct Settings {
@@ -184,7 +204,7 @@ pub struct Settings {
     pub initial_admin: Option<InitialAdmin>,
     pub key_ring_poll_interval: Duration,
     pub revocation_poll_interval: Duration,
-    pub login_throttle: crate::throttle::LoginThrottle,
+    pub login_throttle: LoginThrottle,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub token_cache_size: usize,
     pub db_pool_size: u32,
@@ -244,7 +264,7 @@ impl Settings {
                 // Revocations must reach every instance within 2 s, query time included.
                 Duration::from_secs(1),
             )?,
-            login_throttle: crate::throttle::LoginThrottle {
+            login_throttle: LoginThrottle {
                 account: throttle_rule(
                     "LOGIN_FAILURES_BEFORE_DELAY",
                     &args.login_failures_before_delay,
@@ -353,10 +373,10 @@ fn throttle_rule(
     failures: &str,
     cap_setting: &'static str,
     cap: &str,
-) -> Result<crate::throttle::ThrottleRule, ConfigError> {
+) -> Result<ThrottleRule, ConfigError> {
     let free_failures = parse_in_range(failures_setting, failures, 1..=1_000)? as i32;
     let cap = parse_ttl(cap_setting, cap, Duration::from_secs(1), Duration::from_secs(24 * 60 * 60))?;
-    Ok(crate::throttle::ThrottleRule {
+    Ok(ThrottleRule {
         free_failures,
         base_delay: chrono::Duration::seconds(1),
         max_delay: chrono::Duration::from_std(cap).map_err(|_| invalid(cap_setting, "out of range"))?,

@@ -1,7 +1,6 @@
 //! Checked request values ("parse, don't validate"): once a [`UserName`], [`Password`] or
 //! [`AuthorFields`] exists, it is valid, and nothing downstream checks again.
 
-use crate::db::authors::AuthorFields;
 use secrecy::{ExposeSecret, SecretString};
 
 /// A value that is well-formed JSON but not acceptable (answered with 422).
@@ -63,7 +62,8 @@ pub struct Password(SecretString);
 
 impl Password {
     pub const MIN_BYTES: usize = 8;
-    pub const MAX_BYTES: usize = crate::actors::passwords::MAX_PASSWORD_BYTES;
+    /// bcrypt keys on at most 72 bytes: a longer password is refused rather than silently cut.
+    pub const MAX_BYTES: usize = 72;
 
     pub fn parse(raw: String) -> Result<Self, InvalidValue> {
         Self::check_length(&raw)?;
@@ -82,6 +82,41 @@ impl Password {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+}
+
+/// A page of a listing: `limit` 1..=100 (default 50), `offset` at least 0 (default 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Page {
+    pub const DEFAULT_LIMIT: i64 = 50;
+    pub const MAX_LIMIT: i64 = 100;
+
+    /// The page asked for, with the defaults for what was not given.
+    pub fn parse(limit: Option<i64>, offset: Option<i64>) -> Result<Self, InvalidValue> {
+        let page = Self { limit: limit.unwrap_or(Self::DEFAULT_LIMIT), offset: offset.unwrap_or(0) };
+        if !(1..=Self::MAX_LIMIT).contains(&page.limit) || page.offset < 0 {
+            return Err(invalid(
+                "invalid_page",
+                format!("limit must be 1..={} and offset at least 0", Self::MAX_LIMIT),
+            ));
+        }
+        Ok(page)
+    }
+}
+
+/// The writable fields of an author, checked and trimmed ([`parse_author`]); written to the
+/// database as they are.
+#[derive(Debug, Clone, diesel::AsChangeset, diesel::Insertable)]
+#[diesel(table_name = crate::schema::authors)]
+pub struct AuthorFields {
+    pub name: String,
+    pub book: String,
+    pub country: String,
+    pub booker_prize: bool,
 }
 
 /// Checks and trims the fields of an author.
@@ -126,6 +161,15 @@ mod tests {
         assert!(Password::parse("x".repeat(72)).is_ok());
         for bad in ["1234567".to_string(), "x".repeat(73), "é".repeat(37)] {
             assert_eq!(Password::parse(bad.clone()).expect_err(&bad).code, "invalid_password");
+        }
+    }
+
+    #[test]
+    fn pages_default_to_50_from_0_and_are_bounded() {
+        assert_eq!(Page::parse(None, None), Ok(Page { limit: 50, offset: 0 }));
+        assert_eq!(Page::parse(Some(100), Some(7)), Ok(Page { limit: 100, offset: 7 }));
+        for (limit, offset) in [(Some(0), None), (Some(101), None), (Some(-1), None), (None, Some(-1))] {
+            assert_eq!(Page::parse(limit, offset).expect_err("out of range").code, "invalid_page");
         }
     }
 

@@ -26,7 +26,7 @@ diesel::table! {
 diesel::table! {
     refresh_tokens (token_hash) {
         token_hash -> Text,
-        family_id -> Text,
+        session_id -> Text,
         issued_at -> Timestamp,
         expires_at -> Timestamp,
         spent_at -> Nullable<Timestamp>,
@@ -45,6 +45,16 @@ diesel::table! {
     row_counts (name) {
         name -> Text,
         count -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Integer,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -70,16 +80,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    token_families (id) {
-        id -> Text,
-        user_id -> Integer,
-        created_at -> Timestamp,
-        expires_at -> Timestamp,
-        revoked_at -> Nullable<Timestamp>,
-    }
-}
-
-diesel::table! {
     users (id) {
         id -> Integer,
         public_id -> Text,
@@ -92,8 +92,8 @@ diesel::table! {
 }
 
 diesel::joinable!(authors -> users (created_by));
-diesel::joinable!(refresh_tokens -> token_families (family_id));
-diesel::joinable!(token_families -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     authors,
@@ -101,8 +101,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     revoked_tokens,
     row_counts,
+    sessions,
     signing_keys,
     subject_revocations,
-    token_families,
     users,
 );

@@ -6,14 +6,16 @@ use crate::actors::key_ring::{KeyRingConfig, KeyRingError, KeyRingHandle};
 use crate::actors::passwords::{PasswordError, Passwords};
 use crate::actors::revocations::{RevocationError, RevocationsHandle};
 use crate::clock::SharedClock;
-use crate::config::{InitialAdmin, Settings};
-use crate::db::{self, DbPool, DbSetupError, users};
+use crate::config::{DatabaseUrl, InitialAdmin, Settings};
+use crate::db::{self, DbPool, DbSetupError};
 use crate::domain::{Password, UserName};
 use crate::http::errors::json_envelope_for_framework_errors;
-use crate::http::{self, AppState, TokenSettings};
+use crate::http::{self, TrustedProxies};
 use crate::key_schedule::KeyPolicy;
 use crate::master_key::{MasterKey, MasterKeyError};
-use crate::tokens::{CLOCK_LEEWAY_SECS, VerificationPolicy, VerifiedTokenCache};
+use crate::service::Services;
+use crate::service::users::{self, AdminSetup};
+use crate::tokens::{CLOCK_LEEWAY_SECS, TokenIssuer, TokenVerifier, VerificationPolicy, VerifiedTokenCache};
 use actix_web::dev::{Server, ServerHandle, Service as _};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
@@ -40,16 +42,26 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("invalid ADMIN_NAME/ADMIN_PASSWORD: {0}")]
     InitialAdmin(String),
+    #[error("cannot create the initial admin: {0}")]
+    CreateAdmin(crate::service::users::UserError),
     #[error("invalid ACCESS_TOKEN_TTL or KEY_ROTATION_INTERVAL: out of range")]
     TokenTtl,
 }
 
+/// The database layer's name for the database the settings name.
+pub fn db_backend(url: &DatabaseUrl) -> db::Backend {
+    match url {
+        DatabaseUrl::Sqlite(path) => db::Backend::Sqlite(path.clone()),
+        DatabaseUrl::Postgres(url) => db::Backend::Postgres(url.clone()),
+    }
+}
+
 /// Opens the database and applies pending migrations (on a blocking thread).
 pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
-    let (url, size) = (settings.database.clone(), settings.db_pool_size);
+    let (backend, name, size) = (db_backend(&settings.database), settings.database.redacted(), settings.db_pool_size);
     let pool = actix_web::rt::task::spawn_blocking(move || -> Result<DbPool, DbSetupError> {
-        let pool = db::connect(&url, size)?;
-        let mut conn = pool.get().map_err(|e| DbSetupError::Open { url: url.redacted(), reason: e.to_string() })?;
+        let pool = db::connect(&backend, &name, size)?;
+        let mut conn = pool.get().map_err(|e| DbSetupError::Open { name, reason: e.to_string() })?;
         for version in db::run_migrations(&mut conn)? {
             log::info!("applied migration {version}");
         }
@@ -89,11 +101,13 @@ pub async fn stored_key_count(pool: &DbPool) -> Result<usize, StartupError> {
 pub struct Application {
     address: SocketAddr,
     server: Server,
-    state: Data<AppState>,
+    services: Data<Services>,
 }
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
+        // Checked before any actor starts, so a bad value stops the start with its message alone.
+        let initial_admin = settings.initial_admin.as_ref().map(parse_initial_admin).transpose()?;
         let pool = open_database(&settings).await?;
         let stored_keys = stored_key_count(&pool).await?;
         let master_key = Arc::new(MasterKey::load(&settings.master_key, stored_keys)?);
@@ -114,36 +128,42 @@ impl Application {
         let address =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
         let issuer = settings.issuer.clone().unwrap_or_else(|| format!("http://{address}"));
-        let tokens = TokenSettings {
-            policy: VerificationPolicy::new(&issuer, &settings.audience),
+        let verifier = TokenVerifier::new(
+            VerificationPolicy::new(&issuer, &settings.audience),
+            key_ring.shared_snapshot(),
+            VerifiedTokenCache::new(settings.token_cache_size),
+            revocations.deny_list(),
+        );
+        let issuer = TokenIssuer::new(
             issuer,
-            audience: settings.audience.clone(),
-            access_token_ttl: to_chrono(settings.access_token_ttl)?,
-            refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
-        };
-        let token_cache = VerifiedTokenCache::new(settings.token_cache_size);
-        let state = Data::new(AppState {
+            settings.audience.clone(),
+            to_chrono(settings.access_token_ttl)?,
+            key_ring.shared_snapshot(),
+        );
+        let services = Data::new(Services {
             db,
             passwords,
             key_ring,
             revocations,
             clock,
-            tokens,
-            token_cache,
+            issuer,
+            verifier,
+            refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
             login_throttle: settings.login_throttle,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             pool: pool.clone(),
-            trusted_proxies: settings.trusted_proxies.clone(),
         });
-        if let Some(admin) = &settings.initial_admin {
-            ensure_admin(&state, admin).await?;
+        if let Some((name, password)) = initial_admin {
+            ensure_admin(&services, name, password).await?;
         }
+        let trusted_proxies = Data::new(TrustedProxies(settings.trusted_proxies.clone()));
 
-        let server_state = state.clone();
+        let server_services = services.clone();
         let server = HttpServer::new(move || {
-            let metrics = server_state.metrics.clone();
+            let metrics = server_services.metrics.clone();
             App::new()
-                .app_data(server_state.clone())
+                .app_data(server_services.clone())
+                .app_data(trusted_proxies.clone())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .wrap(ErrorHandlers::new().default_handler(json_envelope_for_framework_errors))
@@ -186,8 +206,8 @@ impl Application {
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: address, source })?
         .run();
-        log::info!("listening on http://{address} (issuer {})", state.tokens.issuer);
-        Ok(Self { address, server, state })
+        log::info!("listening on http://{address} (issuer {})", services.issuer.issuer);
+        Ok(Self { address, server, services })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -198,9 +218,9 @@ impl Application {
         self.address.port()
     }
 
-    /// The shared state, for in-process tests.
-    pub fn state(&self) -> Data<AppState> {
-        self.state.clone()
+    /// The service layer's handles, for in-process tests.
+    pub fn services(&self) -> Data<Services> {
+        self.services.clone()
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -213,27 +233,21 @@ impl Application {
     }
 }
 
-/// Creates the ADMIN_NAME admin when no user has that name yet.
-async fn ensure_admin(state: &AppState, admin: &InitialAdmin) -> Result<(), StartupError> {
+/// ADMIN_NAME and ADMIN_PASSWORD, checked like any registration.
+fn parse_initial_admin(admin: &InitialAdmin) -> Result<(UserName, Password), StartupError> {
     let name = UserName::parse(&admin.name).map_err(|e| StartupError::InitialAdmin(e.message))?;
     let password = Password::parse(admin.password.expose_secret().to_string())
         .map_err(|e| StartupError::InitialAdmin(e.message))?;
-    let key = name.key();
-    let existing = state
-        .db
-        .query(move |conn| users::find_by_name_key(conn, &key))
-        .await
-        .map_err(|e| StartupError::InitialAdmin(e.to_string()))?;
-    if existing.is_some() {
-        log::info!("admin {} already exists", name.as_str());
-        return Ok(());
-    }
-    let hash = state.passwords.hash(password.expose()).await?;
-    match http::create_user(state, name, hash, true).await {
-        Ok(user) => log::info!("created admin {} ({})", user.name, user.public_id),
-        // Another instance starting at the same moment created it first.
-        Err(http::errors::AppError::Conflict { .. }) => log::info!("admin {} already exists", admin.name),
-        Err(error) => return Err(StartupError::InitialAdmin(error.to_string())),
+    Ok((name, password))
+}
+
+/// Creates the ADMIN_NAME admin when no user has that name yet.
+async fn ensure_admin(services: &Services, name: UserName, password: Password) -> Result<(), StartupError> {
+    let shown = name.as_str().to_string();
+    match users::ensure_admin(services, name, password).await {
+        Ok(AdminSetup::Created(user)) => log::info!("created admin {} ({})", user.name, user.public_id),
+        Ok(AdminSetup::Exists) => log::info!("admin {shown} already exists"),
+        Err(error) => return Err(StartupError::CreateAdmin(error)),
     }
     Ok(())
 }

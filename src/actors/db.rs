@@ -26,7 +26,7 @@ pub enum DbError {
 }
 
 /// A unit of database work: a closure over a pooled connection.
-pub struct Query<R, E>(Work<R, E>);
+struct Query<R, E>(Work<R, E>);
 
 type Work<R, E> = Box<dyn FnOnce(&mut DbConn) -> Result<R, E> + Send>;
 
@@ -35,7 +35,7 @@ impl<R: 'static, E: 'static> Message for Query<R, E> {
 }
 
 /// Actor owning the connection pool.
-pub struct DbExecutor {
+struct DbExecutor {
     pool: DbPool,
 }
 
@@ -66,8 +66,38 @@ impl Database {
         Self { addr }
     }
 
-    /// Runs `work` on a database thread and returns its result.
-    pub async fn run<R, E, F>(&self, work: F) -> Result<R, E>
+    /// Runs read-only `work` (a plain query function returning diesel's `QueryResult`) on a
+    /// database thread.
+    pub async fn read<R, F>(&self, work: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut DbConn) -> diesel::QueryResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.send(move |conn| work(conn).map_err(DbError::Query)).await
+    }
+
+    /// Runs `work`, which writes, on a database thread. Writes are told apart from reads so
+    /// that they can be given their own path (SQLite has a single writer at a time).
+    pub async fn write<R, F>(&self, work: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut DbConn) -> diesel::QueryResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.send(move |conn| work(conn).map_err(DbError::Query)).await
+    }
+
+    /// Runs `work` in one write transaction (see [`crate::db::write_transaction`]): the
+    /// service layer's rules, with their own error type.
+    pub async fn transaction<R, E, F>(&self, work: F) -> Result<R, E>
+    where
+        F: FnOnce(&mut DbConn) -> Result<R, E> + Send + 'static,
+        R: Send + 'static,
+        E: From<diesel::result::Error> + From<DbUnavailable> + Send + 'static,
+    {
+        self.send(move |conn| crate::db::write_transaction(conn, work)).await
+    }
+
+    async fn send<R, E, F>(&self, work: F) -> Result<R, E>
     where
         F: FnOnce(&mut DbConn) -> Result<R, E> + Send + 'static,
         R: Send + 'static,
@@ -79,14 +109,5 @@ impl Database {
             .timeout(QUERY_TIMEOUT)
             .await
             .map_err(|_| E::from(DbUnavailable::Mailbox))?
-    }
-
-    /// Runs a plain query function (one returning diesel's `QueryResult`) on a database thread.
-    pub async fn query<R, F>(&self, work: F) -> Result<R, DbError>
-    where
-        F: FnOnce(&mut DbConn) -> diesel::QueryResult<R> + Send + 'static,
-        R: Send + 'static,
-    {
-        self.run(move |conn| work(conn).map_err(DbError::Query)).await
     }
 }

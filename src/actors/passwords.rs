@@ -2,15 +2,16 @@
 //! slow; keeping it on its own bounded threads means a login storm queues here instead of
 //! starving the HTTP workers.
 
+use crate::domain::Password;
 use actix::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
-/// bcrypt keys on at most 72 bytes. Longer passwords are refused here (and before, by
-/// [`crate::domain::Password`]) rather than silently cut; up to 72 every byte counts.
-/// (The crate's `non_truncating_*` functions also refuse exactly 72 bytes, because they count
-/// the C-style terminator, so the length is checked here and the plain functions are used.)
-pub const MAX_PASSWORD_BYTES: usize = 72;
+/// bcrypt keys on at most 72 bytes. Longer passwords are refused here too (not only by
+/// [`Password::parse`]) rather than silently cut; up to 72 every byte counts. (The crate's
+/// `non_truncating_*` functions also refuse exactly 72 bytes, because they count the C-style
+/// terminator, so the length is checked here and the plain functions are used.)
+const MAX_PASSWORD_BYTES: usize = Password::MAX_BYTES;
 
 fn check_length(password: &str) -> Result<(), PasswordError> {
     if password.len() > MAX_PASSWORD_BYTES { Err(PasswordError::TooLong) } else { Ok(()) }

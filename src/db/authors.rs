@@ -1,6 +1,7 @@
 //! Queries on `authors`. Reads join `users` for the creator's public id.
 
 use super::DbConn;
+use crate::domain::AuthorFields;
 use crate::schema::{authors, row_counts, users};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -20,16 +21,6 @@ pub struct Author {
 
 /// An author with the public id of the user who created it (`None` once that user is deleted).
 pub type AuthorWithCreator = (Author, Option<String>);
-
-/// The writable fields of an author.
-#[derive(Debug, Clone, AsChangeset, Insertable)]
-#[diesel(table_name = authors)]
-pub struct AuthorFields {
-    pub name: String,
-    pub book: String,
-    pub country: String,
-    pub booker_prize: bool,
-}
 
 pub fn find(conn: &mut DbConn, id: i32) -> QueryResult<Option<AuthorWithCreator>> {
     authors::table

@@ -1,6 +1,6 @@
 //! The database layer: a connection pool, embedded migrations and plain query functions on
 //! `&mut DbConn` returning `QueryResult`. Nothing here knows about HTTP or actors; handlers reach
-//! these functions only through the [`crate::actors::db::DbExecutor`].
+//! these functions only through the database actor (`actors::db`).
 //!
 //! Everything outside this module names the backend only through [`DbConn`], so a PostgreSQL
 //! backend slots in here (e.g. as a diesel `MultiConnection`) without touching handlers.
@@ -12,7 +12,6 @@ pub mod signing_keys;
 pub mod throttle;
 pub mod users;
 
-use crate::config::DatabaseUrl;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ManageConnection, Pool};
@@ -20,6 +19,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, QueryResult, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The connection every query function takes: SQLite or PostgreSQL, one code path for both
@@ -58,19 +58,40 @@ const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
 /// do not both migrate.
 const MIGRATION_LOCK: i64 = 0x6c69_6272_6172_7901;
 
+/// Which database to open, and where. Callers translate their settings into this, so this
+/// layer never depends on how the service is configured.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (created if missing).
+    Sqlite(PathBuf),
+    /// A `postgres://…` connection URL (it may hold a password: never log it).
+    Postgres(String),
+}
+
+/// Never the PostgreSQL URL itself, which may hold a password.
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.write_str("Postgres([redacted])"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
-    #[error("cannot open database {url}: {reason}")]
-    Open { url: String, reason: String },
+    /// `name` is how the caller names the database to people: without credentials.
+    #[error("cannot open database {name}: {reason}")]
+    Open { name: String, reason: String },
     #[error("cannot run database migrations: {0}")]
     Migrate(String),
 }
 
-/// Opens connections of the backend the settings name (never guessing from the URL: a
+/// Opens connections of the backend the caller names (never guessing from the URL: a
 /// PostgreSQL outage must not turn into a new SQLite file named after the URL).
 #[derive(Debug, Clone)]
 pub struct DbManager {
-    url: DatabaseUrl,
+    backend: Backend,
 }
 
 impl ManageConnection for DbManager {
@@ -78,14 +99,14 @@ impl ManageConnection for DbManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<DbConn, Self::Error> {
-        match &self.url {
-            DatabaseUrl::Sqlite(path) => {
+        match &self.backend {
+            Backend::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 conn.batch_execute(&sqlite_pragmas()).map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConn::Sqlite(conn))
             }
-            DatabaseUrl::Postgres(url) => PgConnection::establish(&with_postgres_timeouts(url))
+            Backend::Postgres(url) => PgConnection::establish(&with_postgres_timeouts(url))
                 .map(DbConn::Postgres)
                 .map_err(diesel::r2d2::Error::ConnectionError),
         }
@@ -136,15 +157,16 @@ fn sqlite_pragmas() -> String {
     )
 }
 
-/// A pool of `size` connections to `url` (the SQLite file is created if needed). Connections
+/// A pool of `size` connections to `backend` (the SQLite file is created if needed). Connections
 /// are opened lazily, so a PostgreSQL that is down at start is reported by the first use.
-pub fn connect(url: &DatabaseUrl, size: u32) -> Result<DbPool, DbSetupError> {
+/// `name` names the database in errors; pass it without credentials.
+pub fn connect(backend: &Backend, name: &str, size: u32) -> Result<DbPool, DbSetupError> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(POOL_CHECKOUT_TIMEOUT)
-        .build(DbManager { url: url.clone() })
-        .map_err(|e| DbSetupError::Open { url: url.redacted(), reason: e.to_string() })
+        .build(DbManager { backend: backend.clone() })
+        .map_err(|e| DbSetupError::Open { name: name.to_string(), reason: e.to_string() })
 }
 
 /// Applies pending migrations and returns the versions it applied. On PostgreSQL it holds an
@@ -204,12 +226,17 @@ pub fn ping(conn: &mut DbConn) -> QueryResult<()> {
 /// Whether the error means the database was busy or went away (worth a 503, not a 500).
 pub fn is_busy(error: &DieselError) -> bool {
     match error {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | DieselError::BrokenTransactionManager => {
-            true
-        }
+        // The connection went away, or PostgreSQL aborted the transaction (a deadlock or a
+        // serialization conflict): a retry may well succeed.
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::SerializationFailure,
+            _,
+        )
+        | DieselError::BrokenTransactionManager => true,
         DieselError::DatabaseError(_, info) => {
             let message = info.message();
             message.contains("database is locked")
+                || message.contains("deadlock detected")
                 || message.contains("database is busy")
                 || message.contains("server closed the connection")
                 || message.contains("terminating connection")

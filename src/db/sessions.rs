@@ -1,25 +1,26 @@
-//! Queries on token families, refresh tokens and subject-wide revocations (sessions).
+//! Queries on sessions (a login and its chain of refresh tokens), refresh tokens and
+//! subject-wide revocations.
 
 use super::DbConn;
 use super::users::User;
-use crate::schema::{refresh_tokens, subject_revocations, token_families, users};
+use crate::schema::{refresh_tokens, sessions, subject_revocations, users};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::upsert::excluded;
+use diesel::sql_types::{Text, Timestamp};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = refresh_tokens)]
 pub struct RefreshTokenRow {
     pub token_hash: String,
-    pub family_id: String,
+    pub session_id: String,
     pub issued_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub spent_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
-#[diesel(table_name = token_families)]
-pub struct FamilyRow {
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
     pub id: String,
     pub user_id: i32,
     pub created_at: NaiveDateTime,
@@ -27,16 +28,42 @@ pub struct FamilyRow {
     pub revoked_at: Option<NaiveDateTime>,
 }
 
-/// A refresh token with its family and user.
-pub type RefreshTokenRecord = (RefreshTokenRow, FamilyRow, User);
+/// Where a refresh token stands at a given moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshTokenState {
+    /// Unspent, unexpired, its session not revoked: it may be exchanged once.
+    Usable,
+    /// Already exchanged (presenting it again is reuse).
+    Spent,
+    /// Expired, or its session was revoked.
+    Dead,
+}
 
-/// Starts family `family_id` (a login) of user `user_id` with its first refresh token, and
+impl RefreshTokenRow {
+    /// The one rule of when a refresh token still counts (refresh, revocation, introspection).
+    pub fn state(&self, session: &SessionRow, now: NaiveDateTime) -> RefreshTokenState {
+        if session.revoked_at.is_some() {
+            RefreshTokenState::Dead
+        } else if self.spent_at.is_some() {
+            RefreshTokenState::Spent
+        } else if self.expires_at <= now {
+            RefreshTokenState::Dead
+        } else {
+            RefreshTokenState::Usable
+        }
+    }
+}
+
+/// A refresh token with its session and user.
+pub type RefreshTokenRecord = (RefreshTokenRow, SessionRow, User);
+
+/// Starts session `session_id` (a login) of user `user_id` with its first refresh token, and
 /// returns the user as they are at that moment (`None` if they were deleted meanwhile): tokens
 /// are issued from this row, not from the one read before the password check, so a role change
 /// made during the check is not lost.
-pub fn start_family(
+pub fn start_session(
     conn: &mut DbConn,
-    family_id: &str,
+    session_id: &str,
     user_id: i32,
     token_hash: &str,
     now: NaiveDateTime,
@@ -44,7 +71,7 @@ pub fn start_family(
 ) -> QueryResult<Option<User>> {
     super::write_transaction(conn, |conn| {
         // PostgreSQL: FOR SHARE makes a concurrent role change or deletion wait for this login
-        // (or this login wait for it), so its family is always seen by the change's sweep.
+        // (or this login wait for it), so its session is always seen by the change's sweep.
         let user = match conn {
             DbConn::Postgres(conn) => {
                 users::table.find(user_id).select(User::as_select()).for_share().first(conn).optional()?
@@ -54,15 +81,15 @@ pub fn start_family(
         let Some(user) = user else {
             return Ok(None);
         };
-        diesel::insert_into(token_families::table)
+        diesel::insert_into(sessions::table)
             .values((
-                token_families::id.eq(family_id),
-                token_families::user_id.eq(user_id),
-                token_families::created_at.eq(now),
-                token_families::expires_at.eq(expires_at),
+                sessions::id.eq(session_id),
+                sessions::user_id.eq(user_id),
+                sessions::created_at.eq(now),
+                sessions::expires_at.eq(expires_at),
             ))
             .execute(conn)?;
-        insert_refresh_token(conn, token_hash, family_id, now, expires_at)?;
+        insert_refresh_token(conn, token_hash, session_id, now, expires_at)?;
         Ok(Some(user))
     })
 }
@@ -70,14 +97,14 @@ pub fn start_family(
 fn insert_refresh_token(
     conn: &mut DbConn,
     token_hash: &str,
-    family_id: &str,
+    session_id: &str,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> QueryResult<()> {
     diesel::insert_into(refresh_tokens::table)
         .values((
             refresh_tokens::token_hash.eq(token_hash),
-            refresh_tokens::family_id.eq(family_id),
+            refresh_tokens::session_id.eq(session_id),
             refresh_tokens::issued_at.eq(now),
             refresh_tokens::expires_at.eq(expires_at),
         ))
@@ -85,44 +112,57 @@ fn insert_refresh_token(
         .map(drop)
 }
 
-/// The refresh token with this hash, its family and its user.
+/// The refresh token with this hash, its session and its user.
 pub fn find_refresh_token(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshTokenRecord>> {
     refresh_tokens::table
-        .inner_join(token_families::table.inner_join(users::table))
+        .inner_join(sessions::table.inner_join(users::table))
         .filter(refresh_tokens::token_hash.eq(token_hash))
-        .select((RefreshTokenRow::as_select(), FamilyRow::as_select(), User::as_select()))
+        .select((RefreshTokenRow::as_select(), SessionRow::as_select(), User::as_select()))
         .first(conn)
         .optional()
 }
 
-/// [`find_refresh_token`], locking the rows on PostgreSQL (`FOR UPDATE`: the token cannot be
-/// spent twice, and a role change or deletion of the user waits for this refresh, or it for
-/// them). SQLite's write transaction already excludes every other writer.
+/// [`find_refresh_token`], locking the rows on PostgreSQL in the order every transaction here
+/// takes them — the user, then the session, then the token — so that none can deadlock with
+/// another: the user `FOR SHARE` (a role change or deletion waits for this refresh, or it for
+/// them), the token and its session `FOR UPDATE` (the token cannot be spent twice). SQLite's
+/// write transaction already excludes every other writer.
 fn find_refresh_token_locked(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<RefreshTokenRecord>> {
-    match conn {
-        DbConn::Postgres(conn) => refresh_tokens::table
-            .inner_join(token_families::table.inner_join(users::table))
-            .filter(refresh_tokens::token_hash.eq(token_hash))
-            .select((RefreshTokenRow::as_select(), FamilyRow::as_select(), User::as_select()))
-            .for_update()
-            .first(conn)
-            .optional(),
-        sqlite @ DbConn::Sqlite(_) => find_refresh_token(sqlite, token_hash),
-    }
+    let DbConn::Postgres(pg) = conn else {
+        return find_refresh_token(conn, token_hash);
+    };
+    let owner = refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select(sessions::user_id)
+        .first::<i32>(pg)
+        .optional()?;
+    let Some(owner) = owner else { return Ok(None) };
+    let Some(user) = users::table.find(owner).select(User::as_select()).for_share().first(pg).optional()? else {
+        return Ok(None);
+    };
+    let token_and_session = refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(token_hash))
+        .select((RefreshTokenRow::as_select(), SessionRow::as_select()))
+        .for_update()
+        .first(pg)
+        .optional()?;
+    Ok(token_and_session.map(|(token, session)| (token, session, user)))
 }
 
 /// What presenting a refresh token came to.
 #[derive(Debug)]
 pub enum Refresh {
-    /// Spent; `new_hash` now stands in its place. Issue tokens for this user and family.
-    Rotated { user: User, family_id: String },
-    /// Already spent before: someone replayed it. The caller revokes the family.
-    Reused { family_id: String },
-    /// Unknown, expired, or of a revoked family (or a deleted user).
+    /// Spent; `new_hash` now stands in its place. Issue tokens for this user and session.
+    Rotated { user: User, session_id: String },
+    /// Already spent before: someone replayed it. The caller revokes the session.
+    Reused { session_id: String },
+    /// Unknown, expired, or of a revoked session (or a deleted user).
     Invalid,
 }
 
-/// Spends refresh token `token_hash` and stores `new_hash` in the same family, atomically.
+/// Spends refresh token `token_hash` and stores `new_hash` in the same session, atomically.
 pub fn rotate_refresh_token(
     conn: &mut DbConn,
     token_hash: &str,
@@ -131,83 +171,95 @@ pub fn rotate_refresh_token(
     new_expires_at: NaiveDateTime,
 ) -> QueryResult<Refresh> {
     super::write_transaction(conn, |conn| {
-        let Some((token, family, user)) = find_refresh_token_locked(conn, token_hash)? else {
+        let Some((token, session, user)) = find_refresh_token_locked(conn, token_hash)? else {
             return Ok(Refresh::Invalid);
         };
-        if family.revoked_at.is_some() {
-            return Ok(Refresh::Invalid);
-        }
-        if token.spent_at.is_some() {
-            return Ok(Refresh::Reused { family_id: family.id });
-        }
-        if token.expires_at <= now {
-            return Ok(Refresh::Invalid);
+        match token.state(&session, now) {
+            RefreshTokenState::Usable => {}
+            RefreshTokenState::Spent => return Ok(Refresh::Reused { session_id: session.id }),
+            RefreshTokenState::Dead => return Ok(Refresh::Invalid),
         }
         let spent = diesel::update(refresh_tokens::table.find(token_hash).filter(refresh_tokens::spent_at.is_null()))
             .set(refresh_tokens::spent_at.eq(now))
             .execute(conn)?;
         if spent != 1 {
-            return Ok(Refresh::Reused { family_id: family.id });
+            return Ok(Refresh::Reused { session_id: session.id });
         }
-        insert_refresh_token(conn, new_hash, &family.id, now, new_expires_at)?;
-        diesel::update(token_families::table.find(&family.id))
-            .set(token_families::expires_at.eq(new_expires_at))
-            .execute(conn)?;
-        Ok(Refresh::Rotated { user, family_id: family.id })
+        insert_refresh_token(conn, new_hash, &session.id, now, new_expires_at)?;
+        diesel::update(sessions::table.find(&session.id)).set(sessions::expires_at.eq(new_expires_at)).execute(conn)?;
+        Ok(Refresh::Rotated { user, session_id: session.id })
     })
 }
 
-/// Revokes one family (idempotent: the first revocation time stands).
-pub fn revoke_family(conn: &mut DbConn, family_id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(token_families::table.find(family_id).filter(token_families::revoked_at.is_null()))
-        .set(token_families::revoked_at.eq(now))
+/// Revokes one session (idempotent: the first revocation time stands).
+pub fn revoke_session(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    diesel::update(sessions::table.find(session_id).filter(sessions::revoked_at.is_null()))
+        .set(sessions::revoked_at.eq(now))
         .execute(conn)
         .map(drop)
 }
 
-/// Revokes every family of a user: their refresh tokens stop working. Returns the ids of the
-/// families it revoked, so their access tokens can be refused at once too.
-pub fn revoke_user_families(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<String>> {
-    let families =
-        token_families::table.filter(token_families::user_id.eq(user_id)).filter(token_families::revoked_at.is_null());
-    super::on_backend!(conn, |conn| diesel::update(families)
-        .set(token_families::revoked_at.eq(now))
-        .returning(token_families::id)
+/// Revokes every session of a user: their refresh tokens stop working. Returns the ids of the
+/// sessions it revoked, so their access tokens can be refused at once too.
+pub fn revoke_user_sessions(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+    let user_sessions = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
+    super::on_backend!(conn, |conn| diesel::update(user_sessions)
+        .set(sessions::revoked_at.eq(now))
+        .returning(sessions::id)
         .get_results(conn))
 }
 
-/// Refuses every access token of `subject` issued at or before `valid_after`, until `expires_at`.
+/// Refuses every access token of `subject` issued before `valid_after`, until `expires_at`,
+/// merged with the cutoff stored before (the later cutoff, kept the longer time) in the same
+/// statement, so revocations committing in any order never lower it. Returns the stored
+/// `(valid_after, expires_at)`.
 pub fn revoke_subject(
     conn: &mut DbConn,
     subject: &str,
     valid_after: NaiveDateTime,
     expires_at: NaiveDateTime,
     revoked_at: NaiveDateTime,
-) -> QueryResult<()> {
-    let row = (
-        subject_revocations::subject.eq(subject),
-        subject_revocations::valid_after.eq(valid_after),
-        subject_revocations::expires_at.eq(expires_at),
-        subject_revocations::revoked_at.eq(revoked_at),
+) -> QueryResult<(NaiveDateTime, NaiveDateTime)> {
+    // The same upsert in each dialect: PostgreSQL's GREATEST is SQLite's two-argument MAX.
+    let (sql, greatest) = match conn {
+        DbConn::Postgres(_) => (
+            "INSERT INTO subject_revocations (subject, valid_after, expires_at, revoked_at) VALUES ($1, $2, $3, $4)",
+            "GREATEST",
+        ),
+        DbConn::Sqlite(_) => (
+            "INSERT INTO subject_revocations (subject, valid_after, expires_at, revoked_at) VALUES (?, ?, ?, ?)",
+            "MAX",
+        ),
+    };
+    let upsert = format!(
+        "{sql} ON CONFLICT (subject) DO UPDATE SET \
+         valid_after = {greatest}(subject_revocations.valid_after, excluded.valid_after), \
+         expires_at = {greatest}(subject_revocations.expires_at, excluded.expires_at), \
+         revoked_at = excluded.revoked_at \
+         RETURNING valid_after, expires_at"
     );
-    super::on_backend!(conn, |conn| diesel::insert_into(subject_revocations::table)
-        .values(row)
-        .on_conflict(subject_revocations::subject)
-        .do_update()
-        .set((
-            subject_revocations::valid_after.eq(excluded(subject_revocations::valid_after)),
-            subject_revocations::expires_at.eq(excluded(subject_revocations::expires_at)),
-            subject_revocations::revoked_at.eq(excluded(subject_revocations::revoked_at)),
-        ))
-        .execute(conn))
-    .map(drop)
+    let query = diesel::sql_query(upsert)
+        .bind::<Text, _>(subject)
+        .bind::<Timestamp, _>(valid_after)
+        .bind::<Timestamp, _>(expires_at)
+        .bind::<Timestamp, _>(revoked_at);
+    let stored: StoredCutoff = super::on_backend!(conn, |conn| query.get_result(conn))?;
+    Ok((stored.valid_after, stored.expires_at))
 }
 
-/// Families revoked at or after `since`: `(id, revoked_at)`.
-pub fn revoked_families_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<(String, NaiveDateTime)>> {
-    token_families::table
-        .filter(token_families::revoked_at.ge(since))
-        .select((token_families::id, token_families::revoked_at.assume_not_null()))
+#[derive(QueryableByName)]
+struct StoredCutoff {
+    #[diesel(sql_type = Timestamp)]
+    valid_after: NaiveDateTime,
+    #[diesel(sql_type = Timestamp)]
+    expires_at: NaiveDateTime,
+}
+
+/// Sessions revoked at or after `since`: `(id, revoked_at)`.
+pub fn revoked_sessions_since(conn: &mut DbConn, since: NaiveDateTime) -> QueryResult<Vec<(String, NaiveDateTime)>> {
+    sessions::table
+        .filter(sessions::revoked_at.ge(since))
+        .select((sessions::id, sessions::revoked_at.assume_not_null()))
         .load(conn)
 }
 
@@ -223,20 +275,20 @@ pub fn live_subject_revocations(
 }
 
 /// Deletes what can no longer matter at `now`: expired refresh tokens, expired subject
-/// revocations, and expired families whose revocation (if any) has outlived every access token
+/// revocations, and expired sessions whose revocation (if any) has outlived every access token
 /// issued from them (`revoked_before`). Returns the number of rows deleted.
 pub fn prune(conn: &mut DbConn, now: NaiveDateTime, revoked_before: NaiveDateTime) -> QueryResult<usize> {
     super::write_transaction(conn, |conn| {
         let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now))).execute(conn)?;
         let subjects =
             diesel::delete(subject_revocations::table.filter(subject_revocations::expires_at.lt(now))).execute(conn)?;
-        let families = diesel::delete(
-            token_families::table
-                .filter(token_families::expires_at.le(now))
-                .filter(token_families::revoked_at.is_null().or(token_families::revoked_at.lt(revoked_before))),
+        let expired_sessions = diesel::delete(
+            sessions::table
+                .filter(sessions::expires_at.le(now))
+                .filter(sessions::revoked_at.is_null().or(sessions::revoked_at.lt(revoked_before))),
         )
         .execute(conn)?;
-        Ok(tokens + subjects + families)
+        Ok(tokens + subjects + expired_sessions)
     })
 }
 

@@ -53,6 +53,23 @@ pub fn find_by_public_id(conn: &mut DbConn, public_id: &str) -> QueryResult<Opti
     users::table.filter(users::public_id.eq(public_id)).select(User::as_select()).first(conn).optional()
 }
 
+/// [`find_by_public_id`] inside a write transaction, locking the row on PostgreSQL
+/// (`FOR UPDATE`): changes to one user (role, deletion, ending their tokens) happen one after
+/// the other, on every instance, and a login or refresh waits for them (each reads the user
+/// `FOR SHARE` before its session).
+/// SQLite's write transaction already excludes every other writer.
+pub fn lock_by_public_id(conn: &mut DbConn, public_id: &str) -> QueryResult<Option<User>> {
+    match conn {
+        DbConn::Postgres(conn) => users::table
+            .filter(users::public_id.eq(public_id))
+            .select(User::as_select())
+            .for_update()
+            .first(conn)
+            .optional(),
+        sqlite @ DbConn::Sqlite(_) => find_by_public_id(sqlite, public_id),
+    }
+}
+
 /// Every user, oldest first.
 pub fn list(conn: &mut DbConn) -> QueryResult<Vec<User>> {
     users::table.order(users::id).select(User::as_select()).load(conn)

@@ -1,14 +1,16 @@
 //! The one error type of the HTTP boundary. Every failure a handler can meet becomes an
-//! [`AppError`], which answers with API.md's JSON envelope `{"error": code, "message": text}`.
-//! 5xx bodies never describe the cause; the log does.
+//! [`AppError`], which answers with API.md's JSON envelope [`ErrorBody`]. The service layer's
+//! typed errors are mapped to responses here, in one place. 5xx bodies never describe the
+//! cause; the log does.
 
-use crate::actors::db::{DbError, DbUnavailable};
-use crate::actors::key_ring::KeyRingError;
-use crate::actors::passwords::PasswordError;
-use crate::actors::revocations::RevocationError;
-use crate::db::{UniqueField, is_busy, unique_violation};
+use crate::db::UniqueField;
 use crate::domain::InvalidValue;
 use crate::key_schedule::RotationRefused;
+use crate::service::Failure;
+use crate::service::authors::AuthorError;
+use crate::service::keys::RingChangeError;
+use crate::service::sessions::{LoginError, RefreshError};
+use crate::service::users::UserError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
@@ -16,6 +18,9 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response};
 
 /// The realm in every `WWW-Authenticate` challenge.
 pub const REALM: &str = "library-api";
@@ -64,10 +69,19 @@ pub enum AppError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    message: &'a str,
+/// The body of every error response (API.md "Errors"), and its OpenAPI schema.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// snake_case code, e.g. `invalid_token`.
+    pub error: String,
+    /// For humans.
+    pub message: String,
+}
+
+impl ErrorBody {
+    fn new(error: &str, message: String) -> Self {
+        Self { error: error.to_string(), message }
+    }
 }
 
 impl AppError {
@@ -155,7 +169,7 @@ impl ResponseError for AppError {
             }
             _ => {}
         }
-        response.json(ErrorBody { error: self.code(), message: &self.public_message() })
+        response.json(ErrorBody::new(self.code(), self.public_message()))
     }
 }
 
@@ -169,70 +183,79 @@ fn challenge(kind: Unauthorized) -> String {
     }
 }
 
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        if let Some(field) = unique_violation(&error) {
-            return Self::conflict(field);
-        }
-        match error {
-            diesel::result::Error::NotFound => Self::NotFound("not found"),
-            error if is_busy(&error) => Self::Unavailable(format!("database busy: {error}")),
-            error => Self::Internal(format!("database: {error}")),
+impl From<Failure> for AppError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Unavailable(cause) => Self::Unavailable(cause),
+            Failure::Internal(cause) => Self::Internal(cause),
         }
     }
 }
 
-impl From<DbError> for AppError {
-    fn from(error: DbError) -> Self {
+impl From<LoginError> for AppError {
+    fn from(error: LoginError) -> Self {
         match error {
-            DbError::Query(error) => error.into(),
-            DbError::Unavailable(error) => error.into(),
+            LoginError::InvalidCredentials => Self::Unauthorized(Unauthorized::InvalidCredentials),
+            LoginError::Throttled { retry_after } => {
+                Self::TooManyRequests { retry_after_secs: whole_seconds_up(retry_after) }
+            }
+            LoginError::Invalid(invalid) => Self::Unprocessable(invalid),
+            LoginError::Failure(failure) => failure.into(),
         }
     }
 }
 
-impl From<DbUnavailable> for AppError {
-    fn from(error: DbUnavailable) -> Self {
-        Self::Unavailable(error.to_string())
-    }
-}
-
-impl From<PasswordError> for AppError {
-    fn from(error: PasswordError) -> Self {
+impl From<RefreshError> for AppError {
+    fn from(error: RefreshError) -> Self {
         match error {
-            PasswordError::Unavailable => Self::Unavailable(error.to_string()),
-            PasswordError::TooLong => Self::Unprocessable(InvalidValue {
-                code: "invalid_password",
-                message: "password must be at most 72 bytes".into(),
-            }),
-            PasswordError::Bcrypt(_) => Self::Internal(error.to_string()),
+            RefreshError::InvalidGrant => Self::Unauthorized(Unauthorized::InvalidGrant),
+            RefreshError::Failure(failure) => failure.into(),
         }
     }
 }
 
-impl From<RevocationError> for AppError {
-    fn from(error: RevocationError) -> Self {
-        Self::Unavailable(error.to_string())
+impl From<UserError> for AppError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::NotFound => Self::NotFound("no such user"),
+            UserError::NameTaken => Self::conflict(UniqueField::UserName),
+            UserError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
+            UserError::Failure(failure) => failure.into(),
+        }
     }
 }
 
-impl From<KeyRingError> for AppError {
-    fn from(error: KeyRingError) -> Self {
+impl From<AuthorError> for AppError {
+    fn from(error: AuthorError) -> Self {
         match error {
-            KeyRingError::RotationRefused(RotationRefused::NextTooYoung { earliest, wait }) => Self::TooSoon {
+            AuthorError::NotFound => Self::NotFound("no such author"),
+            AuthorError::NotAllowed => Self::Forbidden("only the creator or an admin may change this author"),
+            AuthorError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
+            AuthorError::Taken(field) => Self::conflict(field),
+            AuthorError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+/// A wait in whole seconds, rounded up (for `Retry-After`).
+fn whole_seconds_up(wait: chrono::Duration) -> i64 {
+    (wait.num_milliseconds() + 999) / 1000
+}
+
+impl From<RingChangeError> for AppError {
+    fn from(error: RingChangeError) -> Self {
+        match error {
+            RingChangeError::TooSoon(RotationRefused::NextTooYoung { earliest, wait }) => Self::TooSoon {
                 code: "rotation_too_soon",
                 message: format!(
                     "the next key was published too recently for every verifier to have it; rotation is possible from {}. \
                      For a compromised key use DELETE /admin/keys/{{kid}}",
                     earliest.to_rfc3339()
                 ),
-                retry_after_secs: (wait.num_milliseconds() + 999) / 1000,
+                retry_after_secs: whole_seconds_up(wait),
             },
-            KeyRingError::UnknownKey => Self::NotFound("no key with that kid"),
-            KeyRingError::ConcurrentChange | KeyRingError::Database(_) | KeyRingError::Interrupted => {
-                Self::Unavailable(error.to_string())
-            }
-            other => Self::Internal(other.to_string()),
+            RingChangeError::UnknownKey => Self::NotFound("no key with that kid"),
+            RingChangeError::Failure(failure) => failure.into(),
         }
     }
 }
@@ -258,9 +281,63 @@ pub fn json_envelope_for_framework_errors<B: MessageBody + 'static>(
         _ => "bad_request",
     };
     let message = status.canonical_reason().unwrap_or("error").to_lowercase();
-    let body = serde_json::to_string(&ErrorBody { error: code, message: &message }).unwrap_or_default();
+    let body = serde_json::to_string(&ErrorBody::new(code, message)).unwrap_or_default();
     let (request, response) = response.into_parts();
     let mut response = response.set_body(BoxBody::new(body));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, response).map_into_right_body()))
 }
+
+/// The documented response of an error status: the [`ErrorBody`] envelope.
+fn error_response(description: &str) -> RefOr<Response> {
+    let content = ContentBuilder::new().schema(Some(Ref::from_schema_name(<ErrorBody as ToSchema>::name()))).build();
+    ResponseBuilder::new().description(description).content("application/json", content).build().into()
+}
+
+/// Declares a set of error responses that operations share in their OpenAPI `responses(…)`
+/// (utoipa `IntoResponses`), so each status is described once.
+macro_rules! error_responses {
+    ($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$(($status.to_string(), error_response($description))),+])
+            }
+        }
+    };
+}
+
+error_responses!(
+    /// A JSON (or form) request body that could not be read.
+    BodyErrors {
+        "400" => "malformed request",
+        "413" => "body over 64 KiB",
+        "415" => "unsupported content type",
+    }
+);
+error_responses!(
+    /// Well-formed values the operation does not accept (names, passwords, author fields).
+    InvalidValuesError { "422" => "invalid values" }
+);
+error_responses!(
+    /// Operations that need an access token.
+    TokenErrors { "401" => "missing or invalid token" }
+);
+error_responses!(
+    /// Operations that use the database.
+    DatabaseErrors { "503" => "database unavailable" }
+);
+error_responses!(
+    /// Operations only some callers may perform.
+    ForbiddenError { "403" => "not allowed" }
+);
+error_responses!(
+    /// Operations on a resource named in the path.
+    NotFoundError { "404" => "not found" }
+);
+error_responses!(
+    /// Operations that may collide with a unique value.
+    ConflictError { "409" => "conflict" }
+);

@@ -1,7 +1,7 @@
-//! Extractors: a strict JSON body, and the authenticated caller.
+//! Extractors: a strict JSON body, the authenticated caller, the client's address.
 
-use super::AppState;
 use super::errors::{AppError, Unauthorized};
+use crate::service::{Services, sessions};
 use crate::tokens::AccessClaims;
 use actix_web::dev::Payload;
 use actix_web::http::header;
@@ -11,6 +11,7 @@ use futures_util::StreamExt as _;
 use futures_util::future::{LocalBoxFuture, Ready, ready};
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 /// The longest a request body may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -209,12 +210,9 @@ impl FromRequest for AuthenticatedUser {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<AccessClaims, AppError> {
-    let state = req.app_data::<Data<AppState>>().ok_or_else(|| AppError::Internal("AppState missing".into()))?;
+    let services = req.app_data::<Data<Services>>().ok_or_else(|| AppError::Internal("Services missing".into()))?;
     let token = bearer_token(req)?;
-    state.verify_access_token(token).map_err(|rejection| {
-        log::debug!("token rejected: {rejection}");
-        AppError::Unauthorized(Unauthorized::InvalidToken)
-    })
+    sessions::authenticate(services, token).map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken))
 }
 
 /// An authenticated caller in the `admin` group; anyone else gets 403.
@@ -230,6 +228,46 @@ impl FromRequest for AdminUser {
             if claims.is_admin() { Ok(AdminUser(claims)) } else { Err(AppError::Forbidden("administrators only")) }
         }))
     }
+}
+
+/// Reverse proxies whose `X-Forwarded-For` names the real client.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Vec<IpAddr>);
+
+/// The client's address: the peer, or, when the peer is a trusted reverse proxy, the last
+/// `X-Forwarded-For` entry that is not one of ours (earlier entries are the client's to forge).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequest for ClientAddr {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Missing, it would silently count every client behind a proxy as the proxy.
+        ready(match req.app_data::<Data<TrustedProxies>>() {
+            Some(trusted) => Ok(ClientAddr(client_ip(req, &trusted.0))),
+            None => Err(AppError::Internal("TrustedProxies missing".into())),
+        })
+    }
+}
+
+fn client_ip(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> IpAddr {
+    let peer = req.peer_addr().map_or(IpAddr::from([0, 0, 0, 0]), |addr| addr.ip());
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let forwarded =
+        req.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect::<Vec<_>>().join(",");
+    for entry in forwarded.split(',').rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted_proxies.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            // Something our proxies did not write: everything left of it is the client's to forge.
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 #[cfg(test)]

@@ -6,10 +6,9 @@
 //! (the `sub`), `X-Auth-Name` and `X-Auth-Groups`; on 401 nginx forwards our RFC 6750
 //! `WWW-Authenticate` challenge to the client.
 
-use super::AppState;
-use super::errors::{AppError, Unauthorized};
+use super::errors::{AppError, ErrorBody, TokenErrors, Unauthorized};
 use super::extract::bearer_token;
-use super::openapi::ErrorResponse;
+use crate::service::{Services, sessions};
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
@@ -20,13 +19,22 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 const NAME_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
 
 /// `GET|HEAD|POST|… /verify[?group=NAME]` → 200, 401 or 403, nothing else.
-#[utoipa::path(get, path = "/verify", tag = "sidecar", params(("group" = Option<String>, Query, description = "a group the token must carry")), security(("bearer" = [])), responses((status = 200, description = "valid; X-Auth-User, X-Auth-Name, X-Auth-Groups headers"), (status = 401, description = "missing or invalid token", body = ErrorResponse), (status = 403, description = "the token lacks a required group", body = ErrorResponse)))]
-pub async fn verify(req: HttpRequest, state: Data<AppState>) -> HttpResponse {
+#[utoipa::path(
+    get,
+    path = "/verify",
+    operation_id = "verify_token",
+    tag = "sidecar",
+    params(("group" = Option<String>, Query, description = "a group the token must carry")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "valid; X-Auth-User, X-Auth-Name, X-Auth-Groups headers"),
+        (status = 403, description = "the token lacks a required group", body = ErrorBody),
+        TokenErrors,
+    )
+)]
+pub async fn verify(req: HttpRequest, services: Data<Services>) -> HttpResponse {
     let claims = match bearer_token(&req).and_then(|token| {
-        state.verify_access_token(token).map_err(|rejection| {
-            log::debug!("verify: token rejected: {rejection}");
-            AppError::Unauthorized(Unauthorized::InvalidToken)
-        })
+        sessions::authenticate(&services, token).map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken))
     }) {
         Ok(claims) => claims,
         Err(error) => return error.error_response(),

@@ -32,8 +32,14 @@ pub fn generate_pkcs8(bits: usize) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     Ok(Zeroizing::new(der.as_bytes().to_vec()))
 }
 
+/// A JWK Set (RFC 7517 §5): the body of `/.well-known/jwks.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
 /// The public half of a signing key as published in the JWKS (RFC 7517 §4, RFC 7518 §6.3.1).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: &'static str,
     #[serde(rename = "use")]

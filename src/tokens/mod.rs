@@ -2,13 +2,21 @@
 //! key parsed once, and verification. Pure code: no actors, no I/O, time passed in.
 
 mod cache;
+mod deny_list;
+mod issuer;
 mod keys;
 mod refresh;
+mod snapshot;
+mod verifier;
 mod verify;
 
 pub use cache::VerifiedTokenCache;
-pub use keys::{Jwk, KeyError, SigningKey, generate_pkcs8};
+pub use deny_list::{Denial, DenyList, DenyListWriter, SubjectCutoff, SubjectRevocation};
+pub use issuer::{IssueError, TokenIssuer};
+pub use keys::{Jwk, Jwks, KeyError, SigningKey, generate_pkcs8};
 pub use refresh::{MAX_REFRESH_TOKEN_LEN, NewRefreshToken, generate_refresh_token, hash_refresh_token};
+pub use snapshot::{KeyRingSnapshot, SharedSnapshot};
+pub use verifier::TokenVerifier;
 pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, check_times, verify, verify_signature};
 
 use serde::{Deserialize, Serialize};
@@ -27,16 +35,16 @@ pub const ADMIN_GROUP: &str = "admin";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
-    /// The user's `public_id`.
-    pub sub: Uuid,
+    /// Who the token speaks for.
+    pub sub: Subject,
     pub aud: String,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
     /// Unique per token; what `/logout` revokes.
     pub jti: Uuid,
-    /// The session (token family, one login) the token was issued from; revoking the family
-    /// ends every token of that login.
+    /// The session (one login and its chain of refresh tokens) the token was issued from;
+    /// revoking the session ends every token of that login.
     pub sid: Uuid,
     pub name: String,
     /// `[]` or `["admin"]`.
@@ -44,8 +52,62 @@ pub struct AccessClaims {
 }
 
 impl AccessClaims {
+    /// Whether the token carries the `admin` group.
     pub fn is_admin(&self) -> bool {
         self.groups.iter().any(|group| group == ADMIN_GROUP)
+    }
+
+    /// When the token stops being accepted anyway: `exp` plus the leeway.
+    pub fn accepted_until(&self) -> i64 {
+        self.exp.saturating_add(CLOCK_LEEWAY_SECS)
+    }
+}
+
+/// Who a token speaks for: its `sub` claim (RFC 9068 §2.2). Today every subject is a user,
+/// named by their `public_id`; registered OAuth clients are the next kind. Code that needs a
+/// user asks [`Subject::user`] instead of assuming every `sub` is one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A registered user, by `public_id`.
+    User(Uuid),
+}
+
+impl Subject {
+    /// The user's `public_id`, when the subject is a user.
+    pub fn user(&self) -> Option<Uuid> {
+        match self {
+            Self::User(public_id) => Some(*public_id),
+        }
+    }
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::User(public_id) => public_id.fmt(f),
+        }
+    }
+}
+
+impl std::str::FromStr for Subject {
+    type Err = uuid::Error;
+
+    /// The `sub` as written in a token or stored with a revocation.
+    fn from_str(sub: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(sub).map(Self::User)
+    }
+}
+
+impl Serialize for Subject {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Subject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let sub = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        sub.parse().map_err(|_| serde::de::Error::custom("sub is not a known kind of subject"))
     }
 }
 
@@ -53,7 +115,7 @@ impl AccessClaims {
 /// policy `VerificationPolicy::new("http://issuer", "library-api")` at `now`.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use super::{AccessClaims, SigningKey, generate_pkcs8};
+    use super::{AccessClaims, SigningKey, Subject, generate_pkcs8};
     use std::sync::OnceLock;
     use uuid::Uuid;
 
@@ -65,7 +127,7 @@ pub(crate) mod fixtures {
     pub fn claims_at(now: i64) -> AccessClaims {
         AccessClaims {
             iss: "http://issuer".into(),
-            sub: Uuid::new_v4(),
+            sub: Subject::User(Uuid::new_v4()),
             aud: "library-api".into(),
             iat: now,
             nbf: now,

@@ -36,8 +36,8 @@ pub enum TokenRejection {
     Expired,
     #[error("not yet valid")]
     NotYetValid,
-    #[error("revoked")]
-    Revoked,
+    #[error("revoked ({})", .0.as_str())]
+    Revoked(super::Denial),
 }
 
 /// Issuer and audience every token must carry, as a jsonwebtoken `Validation` built once.

@@ -1,6 +1,6 @@
 //! The command line: `migrate`, `user create`, `keys list`, and fail-fast settings.
 
-use crate::helpers::{TestConfig, spawn_app_with};
+use crate::helpers::{TestConfig, kid_of, spawn_app, spawn_app_with, try_spawn_app};
 use reqwest::StatusCode;
 use std::process::{Command, Output};
 
@@ -23,7 +23,7 @@ fn stdout(output: &Output) -> String {
 
 #[actix_web::test]
 async fn migrate_then_user_create_makes_a_user_who_can_log_in() {
-    let config = TestConfig::default();
+    let config = TestConfig::sqlite();
     let migrated = library_api(&config, &["migrate"], &[]);
     assert!(migrated.status.success(), "{migrated:?}");
     let all =
@@ -47,7 +47,7 @@ async fn migrate_then_user_create_makes_a_user_who_can_log_in() {
 
 #[actix_web::test]
 async fn keys_list_shows_the_current_key_without_key_material() {
-    let app = spawn_app_with(TestConfig::default()).await;
+    let app = spawn_app().await;
     let kid = app.current_signing_key().kid().to_string();
     let listed = library_api(&app.config, &["keys", "list"], &[]);
     assert!(listed.status.success(), "{listed:?}");
@@ -59,7 +59,7 @@ async fn keys_list_shows_the_current_key_without_key_material() {
 
 #[test]
 fn a_bad_setting_stops_the_process_with_one_line_naming_it() {
-    let config = TestConfig::default();
+    let config = TestConfig::sqlite();
     let cases =
         [("BCRYPT_COST", "3"), ("RSA_KEY_BITS", "1024"), ("ACCESS_TOKEN_TTL", "forever"), ("MASTER_KEY", "short")];
     for (setting, value) in cases {
@@ -74,7 +74,7 @@ fn a_bad_setting_stops_the_process_with_one_line_naming_it() {
 #[actix_web::test]
 async fn keys_rotate_from_the_command_line_is_picked_up_by_the_running_service() {
     // The ring was made 3 h ago (the app's clock runs behind): its next key may sign now.
-    let app = spawn_app_with(TestConfig { clock_offset: chrono::Duration::hours(-3), ..TestConfig::default() }).await;
+    let app = spawn_app_with(TestConfig { clock_offset: chrono::Duration::hours(-3), ..TestConfig::sqlite() }).await;
     let before = app.current_signing_key().kid().to_string();
     let rotated = library_api(&app.config, &["keys", "rotate"], &[]);
     assert!(rotated.status.success(), "{rotated:?}");
@@ -82,9 +82,9 @@ async fn keys_rotate_from_the_command_line_is_picked_up_by_the_running_service()
     assert_ne!(after, before);
     assert!(stdout(&rotated).contains(&after), "{}", stdout(&rotated));
 
-    app.state.key_ring.tick().await.expect("tick");
+    app.services.key_ring.tick().await.expect("tick");
     let token = app.user_token("alice").await;
-    assert_eq!(jsonwebtoken::decode_header(&token).expect("header").kid.as_deref(), Some(&*after));
+    assert_eq!(kid_of(&token), after);
 
     let too_soon = library_api(&app.config, &["keys", "rotate"], &[]);
     assert!(!too_soon.status.success());
@@ -93,7 +93,7 @@ async fn keys_rotate_from_the_command_line_is_picked_up_by_the_running_service()
 
 #[actix_web::test]
 async fn keys_rewrap_moves_the_ring_to_a_new_master_key() {
-    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..TestConfig::default() }).await;
+    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..TestConfig::sqlite() }).await;
     let token = app.user_token("alice").await;
     let config = app.stop().await;
     let new_key_file = config.dir.path().join("new.master.key");
@@ -103,9 +103,11 @@ async fn keys_rewrap_moves_the_ring_to_a_new_master_key() {
     assert!(rewrapped.status.success(), "{rewrapped:?}");
     assert!(stdout(&rewrapped).contains("re-encrypted 2 key(s)"), "{}", stdout(&rewrapped));
 
-    match crate::helpers::try_spawn_app(config.clone()).await {
-        Err(library_api::startup::StartupError::KeyRing(library_api::actors::key_ring::KeyRingError::MasterKey(
-            library_api::master_key::MasterKeyError::WrongKey { .. },
+    match try_spawn_app(config.clone()).await {
+        Err(library_api::startup::StartupError::KeyRing(library_api::actors::key_ring::KeyRingError::Store(
+            library_api::key_store::KeyStoreError::MasterKey(library_api::master_key::MasterKeyError::WrongKey {
+                ..
+            }),
         ))) => {}
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("the old master key still opens the ring"),

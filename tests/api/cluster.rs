@@ -1,23 +1,20 @@
 //! Several instances on one PostgreSQL database, and PostgreSQL going away. PostgreSQL only.
 
-use crate::helpers::{PASSWORD, TestApp, TestConfig, on_postgres, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, TestApp, TestConfig, kid_of, spawn_app_with};
 use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Two instances' settings: short polls.
-fn cluster_config() -> TestConfig {
-    TestConfig {
+/// Settings for instances sharing one PostgreSQL database: short polls. `None` when PostgreSQL
+/// cannot be reached (the test skips).
+fn cluster_config() -> Option<TestConfig> {
+    Some(TestConfig {
         issuer: Some("http://library.test".into()),
         key_ring_poll_interval: "200ms".into(),
         revocation_poll_interval: "200ms".into(),
-        ..TestConfig::default()
-    }
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).expect("header").kid.expect("kid")
+        ..TestConfig::on(Backend::Postgres)?
+    })
 }
 
 /// Waits (up to `limit`, real time) until `check` holds; returns how long it took.
@@ -40,8 +37,9 @@ async fn status(app: &TestApp, path: &str, token: &str) -> StatusCode {
     app.get(path, token).await.status
 }
 
+#[actix_web::test]
 async fn two_instances_share_tokens_keys_and_revocations() {
-    let config = cluster_config();
+    let Some(config) = cluster_config() else { return };
     let a = spawn_app_with(config.clone()).await;
     let b = spawn_app_with(config).await;
     assert_eq!(a.published_kids().await, b.published_kids().await, "one key ring, one JWKS");
@@ -52,11 +50,11 @@ async fn two_instances_share_tokens_keys_and_revocations() {
     assert_eq!(status(&a, "/authors", &bob).await, StatusCode::OK, "and the other way round");
 
     // Revocations at A are enforced at B within 2 s.
-    let logout = a.send(a.request(Method::POST, "/logout").bearer_auth(&alice)).await;
+    let logout = a.logout(&alice).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     within(Duration::from_secs(2), || async { status(&b, "/authors", &alice).await == StatusCode::UNAUTHORIZED }).await;
     let bob_everywhere = a.token_for("bob", PASSWORD).await;
-    a.send(a.request(Method::POST, "/logout?all=true").bearer_auth(&bob_everywhere)).await;
+    a.logout_everywhere(&bob_everywhere).await;
     within(Duration::from_secs(2), || async { status(&b, "/verify", &bob).await == StatusCode::UNAUTHORIZED }).await;
 
     // A rotation at A (3 h later on both clocks, so the next key may sign): B signs with the new
@@ -64,7 +62,7 @@ async fn two_instances_share_tokens_keys_and_revocations() {
     a.clock.advance(chrono::Duration::hours(3));
     b.clock.advance(chrono::Duration::hours(3));
     let admin = a.admin_token().await;
-    let rotated = a.send(a.request(Method::POST, "/admin/keys/rotate").bearer_auth(&admin)).await;
+    let rotated = a.post("/admin/keys/rotate", &admin).await;
     assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
     let new_kid = rotated.body["kid"].as_str().expect("kid").to_string();
     within(Duration::from_secs(3), || async {
@@ -73,8 +71,9 @@ async fn two_instances_share_tokens_keys_and_revocations() {
     .await;
 }
 
+#[actix_web::test]
 async fn instances_booting_together_on_an_empty_database_make_one_key_ring() {
-    let config = cluster_config();
+    let Some(config) = cluster_config() else { return };
     let (a, b) = futures_util::future::join(spawn_app_with(config.clone()), spawn_app_with(config)).await;
     assert_eq!(a.published_kids().await, b.published_kids().await);
     assert_eq!(a.published_kids().await.len(), 2, "one current and one next key, not two rings");
@@ -124,9 +123,10 @@ impl PgProxy {
     }
 }
 
+#[actix_web::test]
 async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
+    let Some(mut config) = TestConfig::on(Backend::Postgres) else { return };
     let proxy = PgProxy::start().await;
-    let mut config = TestConfig::default();
     let database = config.postgres.clone().expect("a PostgreSQL test database");
     config.database_url_override = Some(database.url.replace("127.0.0.1:5432", &proxy.address));
     let app = spawn_app_with(config).await;
@@ -147,19 +147,4 @@ async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
             && status(&app, "/authors", &token).await == StatusCode::OK
     })
     .await;
-}
-
-#[actix_web::test]
-async fn postgres_two_instances_share_tokens_keys_and_revocations() {
-    on_postgres(two_instances_share_tokens_keys_and_revocations()).await;
-}
-
-#[actix_web::test]
-async fn postgres_instances_booting_together_on_an_empty_database_make_one_key_ring() {
-    on_postgres(instances_booting_together_on_an_empty_database_make_one_key_ring()).await;
-}
-
-#[actix_web::test]
-async fn postgres_outage_is_a_503_and_the_service_recovers() {
-    on_postgres(a_postgres_outage_is_a_503_and_the_service_recovers()).await;
 }

@@ -1,10 +1,15 @@
 //! Races that must resolve cleanly.
 
-use crate::helpers::{PASSWORD, spawn_app};
+use crate::helpers::{Backend, PASSWORD, spawn_app_on};
 use reqwest::StatusCode;
+use rstest::rstest;
 
-async fn parallel_registrations_of_one_name_yield_one_201_and_only_409s() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn parallel_registrations_of_one_name_yield_one_201_and_only_409s(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let attempts = (0..16u32).map(|i| {
         // Differing case too: the names collide case-insensitively.
         let name = if i.is_multiple_of(2) { "racer" } else { "RACER" };
@@ -19,4 +24,39 @@ async fn parallel_registrations_of_one_name_yield_one_201_and_only_409s() {
     );
 }
 
-crate::helpers::on_both_backends!(parallel_registrations_of_one_name_yield_one_201_and_only_409s,);
+/// "Log out everywhere" and role changes lock the user's rows while refreshes lock theirs: taken
+/// in opposite orders they would deadlock on PostgreSQL. Every request must get a real answer.
+#[rstest]
+#[actix_web::test]
+async fn logging_out_everywhere_and_demoting_while_sessions_refresh_never_fail(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
+    let first = app.register_and_login("racer").await;
+    let mut sessions = vec![first];
+    for _ in 0..7 {
+        sessions.push(app.login("racer", PASSWORD).await);
+    }
+    let public_id = app.get("/users/me", &sessions[0].access).await.body["public_id"].as_str().map(str::to_string);
+    let public_id = public_id.expect("public_id");
+    let admin = app.admin_token().await;
+
+    let refreshes = sessions.iter().map(|session| app.refresh(&session.refresh));
+    let logouts = sessions.iter().take(3).map(|session| app.logout_everywhere(&session.access));
+    let role_changes = [true, false].map(|admin_flag| {
+        let request = app.request(reqwest::Method::PATCH, &format!("/users/{public_id}")).bearer_auth(&admin);
+        app.send(request.json(&serde_json::json!({ "admin": admin_flag })))
+    });
+    let (refreshed, logged_out, changed) = tokio::join!(
+        futures_util::future::join_all(refreshes),
+        futures_util::future::join_all(logouts),
+        futures_util::future::join_all(role_changes),
+    );
+    for reply in refreshed.iter().chain(&logged_out).chain(&changed) {
+        assert!(!reply.status.is_server_error(), "{} {:?}", reply.status, reply.body);
+    }
+    assert!(refreshed.iter().all(|reply| [StatusCode::OK, StatusCode::UNAUTHORIZED].contains(&reply.status)));
+    for session in &sessions {
+        assert!(!app.access_works(&session.access).await, "every token issued before the logouts is refused");
+    }
+}

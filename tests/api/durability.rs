@@ -2,81 +2,11 @@
 //! is SIGKILLed in the middle of concurrent registrations and author inserts, restarted on the
 //! same file, and every acknowledged row must be there.
 
-use crate::helpers::{ADMIN_NAME, ADMIN_PASSWORD, PASSWORD, TestConfig};
-use reqwest::StatusCode;
+use crate::helpers::{PASSWORD, ServerProcess, TestConfig};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-pub struct ServerProcess {
-    pub child: Child,
-    pub address: String,
-}
-
-impl ServerProcess {
-    /// Starts the binary built by cargo and waits for its "listening on" line.
-    pub fn start(config: &TestConfig) -> Self {
-        Self::start_with(config, &[])
-    }
-
-    pub fn start_with(config: &TestConfig, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_library-api"));
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        if !env.iter().any(|(name, _)| *name == "BCRYPT_COST") {
-            command.env("BCRYPT_COST", "4");
-        }
-        let mut child = command
-            .env("DATABASE_URL", config.database_path())
-            .env("BIND_ADDR", "127.0.0.1:0")
-            .env("MASTER_KEY", &config.master_key)
-            .env("ADMIN_NAME", ADMIN_NAME)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server binary starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (found, address) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let _ = found.send(rest.split_whitespace().next().unwrap_or_default().to_string());
-                }
-            }
-        });
-        let address = address.recv_timeout(Duration::from_secs(60)).expect("the server reports its address");
-        Self { child, address }
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reaped");
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn admin_token(client: &reqwest::Client, address: &str) -> String {
-    let reply = client
-        .post(format!("{address}/login"))
-        .basic_auth(ADMIN_NAME, Some(ADMIN_PASSWORD))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(reply.status(), StatusCode::OK);
-    reply.json::<Value>().await.expect("json")["access_token"].as_str().expect("token").to_string()
-}
 
 /// Keeps writing until the server stops answering; records every name that got a 2xx.
 async fn writer(
@@ -137,10 +67,10 @@ async fn stored_names(client: &reqwest::Client, address: &str, token: &str) -> H
 
 #[actix_web::test]
 async fn every_acknowledged_write_survives_sigkill() {
-    let config = TestConfig::default();
+    let config = TestConfig::sqlite();
     let client = reqwest::Client::new();
     let mut server = ServerProcess::start(&config);
-    let token = admin_token(&client, &server.address).await;
+    let token = server.admin_token(&client).await;
 
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let writers: Vec<_> = (0..8)
@@ -166,7 +96,7 @@ async fn every_acknowledged_write_survives_sigkill() {
     assert!(acknowledged.len() >= 20, "the load ran ({} acknowledged)", acknowledged.len());
 
     let restarted = ServerProcess::start(&config);
-    let token = admin_token(&client, &restarted.address).await;
+    let token = restarted.admin_token(&client).await;
     let stored = stored_names(&client, &restarted.address, &token).await;
     let lost: Vec<_> = acknowledged.iter().filter(|name| !stored.contains(*name)).collect();
     assert!(lost.is_empty(), "acknowledged but lost after SIGKILL: {lost:?}");

@@ -1,20 +1,56 @@
-//! Every error status this API returns for bad client input, table-driven. Each case checks the
-//! status, the `error` code of the JSON envelope, and that nothing stored changed.
+//! Every error status this API returns for bad client input, table-driven, one table per
+//! endpoint. Each case checks the status, the `error` code of the JSON envelope, and that nothing
+//! stored changed; a failure names its case.
 
-use crate::helpers::{PASSWORD, spawn_app};
-use reqwest::{Method, StatusCode};
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app_on};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use rstest::rstest;
 use serde_json::json;
 
-async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
-    let app = spawn_app().await;
+/// A service with alice, bob and two of alice's authors: what the cases refer to.
+struct Seeded {
+    app: TestApp,
+    alice: String,
+    bob: String,
+    /// Alice's "The Remains of the Day" by Kazuo Ishiguro.
+    author_path: String,
+}
+
+/// `None` when the backend cannot be reached here (the test skips).
+async fn seeded(backend: Backend) -> Option<Seeded> {
+    let app = spawn_app_on(backend).await?;
     let alice = app.user_token("alice").await;
     let bob = app.user_token("bob").await;
     let author = app.create_author(&alice, "Kazuo Ishiguro", "The Remains of the Day").await;
     app.create_author(&alice, "Hilary Mantel", "Wolf Hall").await;
     let author_path = format!("/authors/{}", author.body["id"]);
-    let full_author = json!({"name": "Someone", "book": "Something", "country": "UK"});
-    let oversized = json!({"name": "x".repeat(70 * 1024), "password": PASSWORD});
+    Some(Seeded { app, alice, bob, author_path })
+}
 
+/// A named bad request, with the status and `error` code it must get.
+type Case = (&'static str, RequestBuilder, StatusCode, &'static str);
+
+/// Sends each case in turn: the documented status and code, a message, a JSON body, and no change
+/// to anything stored.
+async fn each_gets_its_error_and_changes_nothing(app: &TestApp, cases: Vec<Case>) {
+    for (name, request, status, code) in cases {
+        let before = app.stored_rows();
+        let reply = app.send(request).await;
+        assert_eq!(reply.status, status, "{name}: {:?}", reply.body);
+        assert_eq!(reply.error_code(), code, "{name}: {:?}", reply.body);
+        assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}: message missing");
+        assert_eq!(reply.header("content-type"), Some("application/json"), "{name}");
+        assert_eq!(app.stored_rows(), before, "{name}: stored data changed");
+    }
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_register_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, .. }) = seeded(backend).await else { return };
+    let oversized = json!({"name": "x".repeat(70 * 1024), "password": PASSWORD});
     let post = |path: &str| app.request(Method::POST, path);
     let json_post = |path: &str, body: &'static str| post(path).header("content-type", "application/json").body(body);
     let cases = vec![
@@ -95,6 +131,19 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             "unsupported_media_type",
         ),
         ("oversized body", post("/register").json(&oversized), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_login_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, .. }) = seeded(backend).await else { return };
+    let post = |path: &str| app.request(Method::POST, path);
+    let json_post = |path: &str, body: &'static str| post(path).header("content-type", "application/json").body(body);
+    let cases = vec![
         (
             "wrong password",
             post("/login").basic_auth("alice", Some("wrong password")),
@@ -127,6 +176,19 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
         ),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_authors_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, alice, bob, author_path }) = seeded(backend).await else { return };
+    let full_author = json!({"name": "Someone", "book": "Something", "country": "UK"});
+    let post = |path: &str| app.request(Method::POST, path);
+    let cases = vec![
         ("no token", post("/authors").json(&full_author), StatusCode::UNAUTHORIZED, "missing_token"),
         (
             "garbage token",
@@ -219,12 +281,6 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             "book_taken",
         ),
         (
-            "non-admin lists users",
-            app.request(Method::GET, "/users").bearer_auth(&bob),
-            StatusCode::FORBIDDEN,
-            "forbidden",
-        ),
-        (
             "page size 0",
             app.request(Method::GET, "/authors?limit=0").bearer_auth(&bob),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -248,7 +304,19 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),
-        ("unknown route", app.request(Method::GET, "/nowhere"), StatusCode::NOT_FOUND, "not_found"),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_refresh_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, .. }) = seeded(backend).await else { return };
+    let post = |path: &str| app.request(Method::POST, path);
+    let json_post = |path: &str, body: &'static str| post(path).header("content-type", "application/json").body(body);
+    let cases = vec![
         ("refresh with malformed JSON", json_post("/token/refresh", "{"), StatusCode::BAD_REQUEST, "invalid_json"),
         (
             "refresh token of the wrong type",
@@ -268,6 +336,18 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             StatusCode::UNAUTHORIZED,
             "invalid_grant",
         ),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_revoke_and_introspect_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, .. }) = seeded(backend).await else { return };
+    let post = |path: &str| app.request(Method::POST, path);
+    let cases = vec![
         (
             "revoke without a token",
             post("/revoke").json(&json!({"token_type_hint": "access_token"})),
@@ -280,11 +360,38 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             StatusCode::UNAUTHORIZED,
             "missing_token",
         ),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_logout_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, bob, .. }) = seeded(backend).await else { return };
+    let post = |path: &str| app.request(Method::POST, path);
+    let cases = vec![(
+        "logout with a bad flag",
+        post("/logout?all=maybe").bearer_auth(&bob),
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_users_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, bob, .. }) = seeded(backend).await else { return };
+    let cases = vec![
         (
-            "logout with a bad flag",
-            post("/logout?all=maybe").bearer_auth(&bob),
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
+            "non-admin lists users",
+            app.request(Method::GET, "/users").bearer_auth(&bob),
+            StatusCode::FORBIDDEN,
+            "forbidden",
         ),
         (
             "role change by a non-admin",
@@ -300,6 +407,18 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             StatusCode::FORBIDDEN,
             "forbidden",
         ),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn bad_keys_requests_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, bob, .. }) = seeded(backend).await else { return };
+    let post = |path: &str| app.request(Method::POST, path);
+    let cases = vec![
         (
             "key listing by a non-admin",
             app.request(Method::GET, "/admin/keys").bearer_auth(&bob),
@@ -313,6 +432,18 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             StatusCode::FORBIDDEN,
             "forbidden",
         ),
+    ];
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
+}
+
+#[rstest]
+#[actix_web::test]
+async fn unknown_routes_and_wrong_methods_get_the_documented_status_and_code_and_change_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(Seeded { app, .. }) = seeded(backend).await else { return };
+    let cases = vec![
+        ("unknown route", app.request(Method::GET, "/nowhere"), StatusCode::NOT_FOUND, "not_found"),
         (
             "wrong method",
             app.request(Method::DELETE, "/register"),
@@ -320,20 +451,15 @@ async fn bad_requests_get_the_documented_status_and_code_and_change_nothing() {
             "method_not_allowed",
         ),
     ];
-
-    for (name, request, status, code) in cases {
-        let before = app.stored_rows();
-        let reply = app.send(request).await;
-        assert_eq!(reply.status, status, "{name}: {:?}", reply.body);
-        assert_eq!(reply.error_code(), code, "{name}: {:?}", reply.body);
-        assert!(reply.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}: message missing");
-        assert_eq!(reply.header("content-type"), Some("application/json"), "{name}");
-        assert_eq!(app.stored_rows(), before, "{name}: stored data changed");
-    }
+    each_gets_its_error_and_changes_nothing(&app, cases).await;
 }
 
-async fn failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     app.user_token("alice").await;
     let wrong_password = app.login_basic("alice", "wrong password").await;
     let unknown_user = app.login_basic("nobody", "wrong password").await;
@@ -344,15 +470,13 @@ async fn failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users()
     assert_eq!(wrong_password.body, unknown_user.body);
 }
 
-async fn requests_without_a_token_get_a_bearer_challenge_without_an_error_code() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn requests_without_a_token_get_a_bearer_challenge_without_an_error_code(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let reply = app.send(app.request(Method::GET, "/users/me")).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.header("www-authenticate"), Some(r#"Bearer realm="library-api""#));
 }
-
-crate::helpers::on_both_backends!(
-    bad_requests_get_the_documented_status_and_code_and_change_nothing,
-    failed_logins_challenge_for_basic_and_look_the_same_for_unknown_users,
-    requests_without_a_token_get_a_bearer_challenge_without_an_error_code,
-);

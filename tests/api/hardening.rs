@@ -1,18 +1,24 @@
 //! Attacks: login throttling (parallel bursts, per address, timing), and a JWT attack suite
 //! (RFC 8725, PortSwigger's JWT labs) against every place a token is accepted.
 
-use crate::helpers::{PASSWORD, TestApp, TestConfig, spawn_app, spawn_app_with};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, TestConfig, encode_segment, foreign_signing_key, jwt_segments, spawn_app, spawn_app_on,
+    spawn_app_with,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE as B64URL_PADDED, URL_SAFE_NO_PAD as B64URL};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use library_api::tokens::{SigningKey, generate_pkcs8};
 use reqwest::{Method, StatusCode};
-use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+use rstest::rstest;
 use serde_json::{Value, json};
 use std::time::Instant;
 
-async fn burst_of_wrong_passwords_gets_no_more_attempts_than_the_limit() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn burst_of_wrong_passwords_gets_no_more_attempts_than_the_limit(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     app.register("alice", PASSWORD).await;
     let attempts = (0..20).map(|_| app.login_basic("alice", "wrong password"));
     let replies = futures_util::future::join_all(attempts).await;
@@ -39,8 +45,10 @@ async fn burst_of_wrong_passwords_gets_no_more_attempts_than_the_limit() {
     );
 }
 
-async fn delays_grow_and_are_capped() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn delays_grow_and_are_capped(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     app.register("alice", PASSWORD).await;
     for _ in 0..5 {
         assert_eq!(app.login_basic("alice", "wrong password").await.status, StatusCode::UNAUTHORIZED);
@@ -61,8 +69,13 @@ async fn delays_grow_and_are_capped() {
     assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60], "doubling, capped at LOGIN_DELAY_CAP");
 }
 
-async fn one_address_guessing_at_many_accounts_is_slowed_too() {
-    let app = spawn_app_with(TestConfig { ip_failures_before_delay: "3".into(), ..TestConfig::default() }).await;
+#[rstest]
+#[actix_web::test]
+async fn one_address_guessing_at_many_accounts_is_slowed_too(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
+    let app = spawn_app_with(TestConfig { ip_failures_before_delay: "3".into(), ..config }).await;
     for name in ["anna", "bert", "carl"] {
         assert_eq!(app.login_basic(name, "guess").await.status, StatusCode::UNAUTHORIZED);
     }
@@ -70,12 +83,17 @@ async fn one_address_guessing_at_many_accounts_is_slowed_too() {
     assert_eq!((fourth.status, fourth.error_code()), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"));
 }
 
-async fn an_attacker_elsewhere_cannot_make_the_real_user_wait() {
+#[rstest]
+#[actix_web::test]
+async fn an_attacker_elsewhere_cannot_make_the_real_user_wait(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
     // Behind a trusted proxy, X-Forwarded-For tells clients apart.
     let app = spawn_app_with(TestConfig {
         trusted_proxies: "127.0.0.1".into(),
         ip_failures_before_delay: "20".into(),
-        ..TestConfig::default()
+        ..config
     })
     .await;
     app.register("alice", PASSWORD).await;
@@ -100,8 +118,13 @@ async fn an_attacker_elsewhere_cannot_make_the_real_user_wait() {
     assert_eq!(spoofed.status, StatusCode::TOO_MANY_REQUESTS, "counted as the attacker's address");
 }
 
-async fn forwarded_for_is_ignored_without_a_trusted_proxy_and_successes_cost_nothing() {
-    let app = spawn_app_with(TestConfig { ip_failures_before_delay: "3".into(), ..TestConfig::default() }).await;
+#[rstest]
+#[actix_web::test]
+async fn forwarded_for_is_ignored_without_a_trusted_proxy_and_successes_cost_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
+    let app = spawn_app_with(TestConfig { ip_failures_before_delay: "3".into(), ..config }).await;
     app.register("alice", PASSWORD).await;
     for _ in 0..10 {
         assert_eq!(app.login_basic("alice", PASSWORD).await.status, StatusCode::OK, "successes never count");
@@ -118,22 +141,26 @@ async fn forwarded_for_is_ignored_without_a_trusted_proxy_and_successes_cost_not
     );
 }
 
-async fn token_responses_are_never_cached() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn token_responses_are_never_cached(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     app.register("alice", PASSWORD).await;
     let login = app.login_json("alice", PASSWORD).await;
     assert_eq!(login.header("cache-control"), Some("no-store"));
     let refresh_token = login.body["refresh_token"].as_str().expect("refresh").to_string();
-    let refreshed = app.post_json("/token/refresh", None, &json!({"refresh_token": refresh_token})).await;
+    let refreshed = app.refresh(&refresh_token).await;
     assert_eq!(refreshed.header("cache-control"), Some("no-store"));
 }
 
+/// One backend: the password check, not the database, is what is timed.
+#[actix_web::test]
 async fn an_unknown_users_failure_takes_about_as_long_as_a_known_users() {
     // A real bcrypt cost, so the password check dominates the time of a request.
     let app = spawn_app_with(TestConfig {
         bcrypt_cost: "10".into(),
         login_failures_before_delay: "1000".into(),
-        ..TestConfig::default()
+        ..TestConfig::sqlite()
     })
     .await;
     app.register("alice", PASSWORD).await;
@@ -155,21 +182,13 @@ async fn an_unknown_users_failure_takes_about_as_long_as_a_known_users() {
     assert!((0.5..2.0).contains(&ratio), "unknown {unknown:.4}s vs known {known:.4}s (ratio {ratio:.2})");
 }
 
-fn b64(value: &Value) -> String {
-    B64URL.encode(value.to_string())
-}
-
-fn decode(segment: &str) -> Value {
-    serde_json::from_slice(&B64URL.decode(segment).expect("base64url")).expect("json")
-}
-
 /// Named hostile variants of a valid token, each of which must be refused.
 fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
     let parts: Vec<&str> = token.split('.').collect();
-    let (header, claims, signature) = (decode(parts[0]), decode(parts[1]), parts[2]);
+    let ((header, claims), signature) = (jwt_segments(token), parts[2]);
     let ours = app.current_signing_key();
     let kid = ours.kid().to_string();
-    let foreign = SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse");
+    let foreign = foreign_signing_key();
     let with_header = |edit: &dyn Fn(&mut Value)| {
         let mut header = header.clone();
         edit(&mut header);
@@ -180,24 +199,14 @@ fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
         edit(claims.as_object_mut().expect("object"));
         claims
     };
-    let signed = |header: &Value, claims: &Value| ours.sign_raw(&b64(header), &b64(claims)).expect("sign");
-    let unsigned = |alg: &str| format!("{}.{}.", b64(&with_header(&|h| h["alg"] = json!(alg))), b64(&claims));
+    let signed =
+        |header: &Value, claims: &Value| ours.sign_raw(&encode_segment(header), &encode_segment(claims)).expect("sign");
+    let unsigned = |alg: &str| {
+        format!("{}.{}.", encode_segment(&with_header(&|h| h["alg"] = json!(alg))), encode_segment(&claims))
+    };
 
     // The public key as a verifier would hold it, used as an HMAC secret (algorithm confusion).
-    let stored = {
-        let mut conn = app.db();
-        library_api::db::signing_keys::list(&mut conn)
-            .expect("keys")
-            .into_iter()
-            .find(|row| row.kid == kid)
-            .expect("row")
-    };
-    let der = app.master_key().open(&kid, &stored.private_key_enc).expect("open");
-    let public_pem = rsa::PrivateKey::from_pkcs8_der(&der)
-        .expect("der")
-        .to_public_key()
-        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-        .expect("pem");
+    let public_pem = app.public_key_pem(&kid);
     let hmac = |alg: Algorithm| {
         let mut hs = Header::new(alg);
         hs.typ = Some("at+jwt".into());
@@ -217,7 +226,7 @@ fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
             "embedded jwk of the signing (foreign) key",
             foreign
                 .sign_raw(
-                    &b64(&with_header(&|h| {
+                    &encode_segment(&with_header(&|h| {
                         h["jwk"] = foreign_jwk.clone();
                         h["kid"] = json!(foreign.kid());
                     })),
@@ -227,13 +236,15 @@ fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
         ),
         (
             "embedded jwk under our kid",
-            foreign.sign_raw(&b64(&with_header(&|h| h["jwk"] = foreign_jwk.clone())), parts[1]).expect("sign"),
+            foreign
+                .sign_raw(&encode_segment(&with_header(&|h| h["jwk"] = foreign_jwk.clone())), parts[1])
+                .expect("sign"),
         ),
         (
             "jku pointing elsewhere",
             foreign
                 .sign_raw(
-                    &b64(&with_header(&|h| {
+                    &encode_segment(&with_header(&|h| {
                         h["jku"] = json!("https://evil.example/jwks.json");
                         h["kid"] = json!(foreign.kid());
                     })),
@@ -244,7 +255,10 @@ fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
         (
             "x5u pointing elsewhere",
             foreign
-                .sign_raw(&b64(&with_header(&|h| h["x5u"] = json!("https://evil.example/cert.pem"))), parts[1])
+                .sign_raw(
+                    &encode_segment(&with_header(&|h| h["x5u"] = json!("https://evil.example/cert.pem"))),
+                    parts[1],
+                )
                 .expect("sign"),
         ),
         ("kid path traversal", signed(&with_header(&|h| h["kid"] = json!("../../../../dev/null")), &claims)),
@@ -310,8 +324,12 @@ fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
     attacks
 }
 
-async fn every_jwt_attack_is_refused_everywhere_a_token_is_accepted() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn every_jwt_attack_is_refused_everywhere_a_token_is_accepted(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     for path in ["/verify", "/users/me", "/authors"] {
         assert_eq!(app.get(path, &token).await.status, StatusCode::OK, "the untouched token works at {path}");
@@ -326,6 +344,8 @@ async fn every_jwt_attack_is_refused_everywhere_a_token_is_accepted() {
     }
 }
 
+/// One backend: no header here depends on the database.
+#[actix_web::test]
 async fn responses_carry_security_headers_and_no_server_version() {
     let app = spawn_app().await;
     for path in ["/healthz", "/nowhere", "/.well-known/jwks.json"] {
@@ -335,24 +355,4 @@ async fn responses_carry_security_headers_and_no_server_version() {
     }
     let login = app.login_basic("nobody", "x").await;
     assert_eq!(login.header("x-content-type-options"), Some("nosniff"));
-}
-
-crate::helpers::on_both_backends!(
-    burst_of_wrong_passwords_gets_no_more_attempts_than_the_limit,
-    delays_grow_and_are_capped,
-    one_address_guessing_at_many_accounts_is_slowed_too,
-    an_attacker_elsewhere_cannot_make_the_real_user_wait,
-    forwarded_for_is_ignored_without_a_trusted_proxy_and_successes_cost_nothing,
-    token_responses_are_never_cached,
-    every_jwt_attack_is_refused_everywhere_a_token_is_accepted,
-);
-
-#[actix_web::test]
-async fn sqlite_an_unknown_users_failure_takes_about_as_long_as_a_known_users() {
-    an_unknown_users_failure_takes_about_as_long_as_a_known_users().await;
-}
-
-#[actix_web::test]
-async fn sqlite_responses_carry_security_headers_and_no_server_version() {
-    responses_carry_security_headers_and_no_server_version().await;
 }

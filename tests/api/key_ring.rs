@@ -1,22 +1,19 @@
 //! The key ring's lifecycle over HTTP, driven by the app's manual clock: no test sleeps through
 //! a rotation interval.
 
-use crate::helpers::{PASSWORD, Reply, TestApp, TestConfig, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, Reply, TestApp, TestConfig, kid_of, spawn_app_with};
 use chrono::Duration;
 use library_api::clock::Clock as _;
 use reqwest::{Method, StatusCode};
+use rstest::rstest;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// One hour between rotations: the JWKS max-age ceiling is then 15 min, and a next key must be
-/// published 30 min before it may sign.
-fn hourly() -> TestConfig {
-    TestConfig { key_rotation_interval: "1h".into(), ..TestConfig::default() }
-}
-
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).expect("header").kid.expect("kid")
+/// published 30 min before it may sign. `None` when `backend` cannot be reached (the test skips).
+fn hourly(backend: Backend) -> Option<TestConfig> {
+    Some(TestConfig { key_rotation_interval: "1h".into(), ..TestConfig::on(backend)? })
 }
 
 fn max_age(reply: &Reply) -> i64 {
@@ -43,8 +40,13 @@ fn kid_in(keys: &[(String, String)], state: &str) -> String {
         .unwrap_or_else(|| panic!("no {state} key in {keys:?}"))
 }
 
-async fn the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_token_lifetime() {
-    let app = spawn_app_with(hourly()).await;
+#[rstest]
+#[actix_web::test]
+async fn the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_token_lifetime(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = hourly(backend) else { return };
+    let app = spawn_app_with(config).await;
     let keys = keys_by_state(&app).await;
     let (k1, k2) = (kid_in(&keys, "current"), kid_in(&keys, "next"));
     assert_eq!(app.published_kids().await, [k1.clone(), k2.clone()], "the next key is published before it signs");
@@ -99,8 +101,13 @@ async fn the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_to
     }
 }
 
-async fn verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid() {
-    let app = spawn_app_with(hourly()).await;
+#[rstest]
+#[actix_web::test]
+async fn verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = hourly(backend) else { return };
+    let app = spawn_app_with(config).await;
     let admin_token = || app.admin_token();
     // Three verifiers that fetched at different moments; each keeps its copy for exactly max-age.
     let mut verifiers: Vec<(chrono::DateTime<chrono::Utc>, HashSet<String>)> = Vec::new();
@@ -110,8 +117,7 @@ async fn verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid() {
         app.advance(Duration::minutes(4)).await;
         {
             // A forced rotation whenever the ring allows one; refusals are expected in between.
-            let reply =
-                app.send(app.request(Method::POST, "/admin/keys/rotate").bearer_auth(admin_token().await)).await;
+            let reply = app.post("/admin/keys/rotate", &admin_token().await).await;
             assert!(matches!(reply.status, StatusCode::OK | StatusCode::CONFLICT), "{:?}", reply.body);
         }
         if step < 3 {
@@ -139,8 +145,13 @@ async fn verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid() {
     assert!(signers.len() >= 8, "many rotations happened: {}", signers.len());
 }
 
-async fn admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once() {
-    let app = spawn_app_with(hourly()).await;
+#[rstest]
+#[actix_web::test]
+async fn admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = hourly(backend) else { return };
+    let app = spawn_app_with(config).await;
     let user = app.user_token("alice").await;
     for (method, path) in
         [(Method::GET, "/admin/keys"), (Method::POST, "/admin/keys/rotate"), (Method::DELETE, "/admin/keys/x")]
@@ -152,20 +163,20 @@ async fn admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once() {
     let keys = keys_by_state(&app).await;
     let (k1, k2) = (kid_in(&keys, "current"), kid_in(&keys, "next"));
 
-    let too_soon = app.send(app.request(Method::POST, "/admin/keys/rotate").bearer_auth(&admin)).await;
+    let too_soon = app.post("/admin/keys/rotate", &admin).await;
     assert_eq!((too_soon.status, too_soon.error_code()), (StatusCode::CONFLICT, "rotation_too_soon"));
     let retry_after: i64 = too_soon.header("retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
     assert!((1..=30 * 60).contains(&retry_after), "{retry_after}");
 
     app.advance(Duration::minutes(30)).await;
-    let rotated = app.send(app.request(Method::POST, "/admin/keys/rotate").bearer_auth(&admin)).await;
+    let rotated = app.post("/admin/keys/rotate", &admin).await;
     assert_eq!((rotated.status, rotated.body["kid"].as_str()), (StatusCode::OK, Some(&*k2)));
     assert_eq!(kid_of(&app.token_for("alice", PASSWORD).await), k2);
     assert_eq!(app.get("/users/me", &user).await.status, StatusCode::OK, "k1 is retired, its tokens still verify");
 
     // k2 is compromised: delete it. Its tokens die at once, and the next key takes over.
     let signed_by_k2 = app.token_for("alice", PASSWORD).await;
-    let deleted = app.send(app.request(Method::DELETE, &format!("/admin/keys/{k2}")).bearer_auth(&admin)).await;
+    let deleted = app.delete(&format!("/admin/keys/{k2}"), &admin).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/users/me", &signed_by_k2).await.status, StatusCode::UNAUTHORIZED);
     assert!(!app.published_kids().await.contains(&k2));
@@ -176,18 +187,21 @@ async fn admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once() {
     assert_eq!(keys.iter().filter(|(_, state)| state == "next").count(), 1, "a new next key was made");
 
     // Deleting the retired k1 ends its tokens too.
-    let deleted =
-        app.send(app.request(Method::DELETE, &format!("/admin/keys/{k1}")).bearer_auth(&app.admin_token().await)).await;
+    let deleted = app.delete(&format!("/admin/keys/{k1}"), &app.admin_token().await).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(app.get("/users/me", &user).await.status, StatusCode::UNAUTHORIZED);
-    let unknown = app.send(app.request(Method::DELETE, "/admin/keys/nope").bearer_auth(&app.admin_token().await)).await;
+    let unknown = app.delete("/admin/keys/nope", &app.admin_token().await).await;
     assert_eq!((unknown.status, unknown.error_code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
-async fn forced_rotations_under_load_never_fail_a_request() {
+#[rstest]
+#[actix_web::test]
+async fn forced_rotations_under_load_never_fail_a_request(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
     // Rotations every 2 minutes are allowed with a 4-minute interval (max-age ceiling 1 min).
-    let app =
-        Arc::new(spawn_app_with(TestConfig { key_rotation_interval: "4m".into(), ..TestConfig::default() }).await);
+    let app = Arc::new(spawn_app_with(TestConfig { key_rotation_interval: "4m".into(), ..config }).await);
     for i in 0..4 {
         app.register(&format!("client{i}"), PASSWORD).await;
     }
@@ -216,7 +230,7 @@ async fn forced_rotations_under_load_never_fail_a_request() {
     let mut signers = HashSet::new();
     for _ in 0..5 {
         app.advance(Duration::minutes(2)).await;
-        let reply = app.send(app.request(Method::POST, "/admin/keys/rotate").bearer_auth(&admin)).await;
+        let reply = app.post("/admin/keys/rotate", &admin).await;
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         signers.insert(reply.body["kid"].as_str().expect("kid").to_string());
         actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -229,8 +243,13 @@ async fn forced_rotations_under_load_never_fail_a_request() {
     assert!(succeeded.load(Ordering::Relaxed) > 20, "the load ran");
 }
 
-async fn a_rotation_that_fell_due_while_the_service_was_down_happens_at_start() {
-    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..hourly() }).await;
+#[rstest]
+#[actix_web::test]
+async fn a_rotation_that_fell_due_while_the_service_was_down_happens_at_start(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = hourly(backend) else { return };
+    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..config }).await;
     let next = kid_in(&keys_by_state(&app).await, "next");
     let config = app.stop().await;
 
@@ -240,9 +259,13 @@ async fn a_rotation_that_fell_due_while_the_service_was_down_happens_at_start() 
     assert_eq!(keys.iter().filter(|(_, state)| state == "next").count(), 1);
 }
 
-async fn discovery_points_at_the_jwks_and_the_endpoints() {
-    let app =
-        spawn_app_with(TestConfig { issuer: Some("https://auth.example.test".into()), ..TestConfig::default() }).await;
+#[rstest]
+#[actix_web::test]
+async fn discovery_points_at_the_jwks_and_the_endpoints(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
+    let app = spawn_app_with(TestConfig { issuer: Some("https://auth.example.test".into()), ..config }).await;
     let reply = app.send(app.request(Method::GET, "/.well-known/openid-configuration")).await;
     assert_eq!(reply.status, StatusCode::OK);
     let doc = &reply.body;
@@ -253,12 +276,3 @@ async fn discovery_points_at_the_jwks_and_the_endpoints() {
     assert_eq!(doc["introspection_endpoint"], "https://auth.example.test/introspect");
     assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
 }
-
-crate::helpers::on_both_backends!(
-    the_ring_rotates_on_schedule_publishing_ahead_and_removing_after_the_token_lifetime,
-    verifiers_that_cache_the_jwks_for_max_age_never_meet_an_unknown_kid,
-    admins_rotate_and_delete_keys_and_a_deleted_keys_tokens_die_at_once,
-    forced_rotations_under_load_never_fail_a_request,
-    a_rotation_that_fell_due_while_the_service_was_down_happens_at_start,
-    discovery_points_at_the_jwks_and_the_endpoints,
-);

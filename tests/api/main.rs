@@ -1,5 +1,6 @@
 //! Integration tests: each test starts the real service on port 0 with its own database.
 
+mod architecture;
 mod cli;
 mod cluster;
 mod concurrency;

@@ -1,8 +1,8 @@
 //! What the service tells operators: /metrics, and a graceful shutdown.
 
-use crate::durability::ServerProcess;
-use crate::helpers::{ADMIN_NAME, ADMIN_PASSWORD, PASSWORD, TestConfig, spawn_app};
-use reqwest::{Method, StatusCode};
+use crate::helpers::{ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, ServerProcess, TestConfig, spawn_app_on};
+use reqwest::StatusCode;
+use rstest::rstest;
 use std::time::{Duration, Instant};
 
 /// The value of one sample line (`name{labels} value`) of a Prometheus text exposition.
@@ -14,12 +14,16 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn metrics_report_requests_tokens_verifications_revocations_and_state() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn metrics_report_requests_tokens_verifications_revocations_and_state(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     app.get("/authors", &token).await;
     app.get("/authors", "garbage").await;
-    app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await;
+    app.logout(&token).await;
     app.get("/authors", &token).await;
     for _ in 0..6 {
         app.login_basic("alice", "wrong password").await;
@@ -50,12 +54,10 @@ async fn metrics_report_requests_tokens_verifications_revocations_and_state() {
     assert!(!text.contains(PASSWORD) && !text.contains(&token), "no secrets in metrics");
 }
 
-crate::helpers::on_both_backends!(metrics_report_requests_tokens_verifications_revocations_and_state);
-
 #[actix_web::test]
 async fn sigterm_finishes_the_request_in_flight_then_exits() {
     // A slow bcrypt (about a second per hash) keeps a login in flight while SIGTERM arrives.
-    let config = TestConfig::default();
+    let config = TestConfig::sqlite();
     let mut server = ServerProcess::start_with(&config, &[("BCRYPT_COST", "14")]);
     let client = reqwest::Client::new();
     let login = client.post(format!("{}/login", server.address)).basic_auth(ADMIN_NAME, Some(ADMIN_PASSWORD)).send();

@@ -1,19 +1,24 @@
 //! What must survive a restart, and what must never be stored or returned in the clear.
 
-use crate::helpers::{TestConfig, spawn_app, spawn_app_with, try_spawn_app};
+use crate::helpers::{
+    Backend, PASSWORD, TestConfig, random_master_key, spawn_app, spawn_app_on, spawn_app_with, try_spawn_app,
+};
 use library_api::startup::StartupError;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
+use rstest::rstest;
 
-async fn a_token_issued_before_a_restart_still_works_after_it() {
+#[rstest]
+#[actix_web::test]
+async fn a_token_issued_before_a_restart_still_works_after_it(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
     // A fixed issuer: the default one names the bound port, which port 0 changes on restart.
-    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..TestConfig::default() }).await;
+    let app = spawn_app_with(TestConfig { issuer: Some("http://library.test".into()), ..config }).await;
     let token = app.user_token("alice").await;
     let kid_before = app.current_signing_key().kid().to_string();
-    let revoked = app.token_for("alice", crate::helpers::PASSWORD).await;
-    assert_eq!(
-        app.send(app.request(Method::POST, "/logout").bearer_auth(&revoked)).await.status,
-        StatusCode::NO_CONTENT
-    );
+    let revoked = app.token_for("alice", PASSWORD).await;
+    assert_eq!(app.logout(&revoked).await.status, StatusCode::NO_CONTENT);
     let config = app.stop().await;
 
     let restarted = spawn_app_with(config).await;
@@ -26,15 +31,7 @@ async fn a_token_issued_before_a_restart_still_works_after_it() {
 async fn the_private_key_is_never_stored_in_plaintext() {
     let app = spawn_app().await;
     app.user_token("alice").await;
-    let key = app.current_signing_key();
-    let mut conn = app.db();
-    let row = library_api::db::signing_keys::list(&mut conn)
-        .expect("keys")
-        .into_iter()
-        .find(|row| row.kid == key.kid())
-        .expect("row");
-    let der = app.master_key().open(&row.kid, &row.private_key_enc).expect("opens with the master key");
-    drop(conn);
+    let der = app.private_key_der(app.current_signing_key().kid());
 
     let mut stored = Vec::new();
     for suffix in ["", "-wal", "-shm"] {
@@ -51,10 +48,14 @@ async fn the_private_key_is_never_stored_in_plaintext() {
     }
 }
 
-async fn a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let config = app.stop().await;
-    let wrong = TestConfig { master_key: TestConfig::default().master_key, ..config };
+    let wrong = TestConfig { master_key: random_master_key(), ..config };
     match try_spawn_app(wrong).await {
         Err(error @ StartupError::KeyRing(_)) => assert!(error.to_string().contains("master key"), "{error}"),
         Err(other) => panic!("unexpected error: {other}"),
@@ -62,8 +63,12 @@ async fn a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring() {
     }
 }
 
-async fn users_are_listed_for_admins_without_password_hashes_and_stored_as_bcrypt() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn users_are_listed_for_admins_without_password_hashes_and_stored_as_bcrypt(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     app.user_token("alice").await;
     let admin = app.admin_token().await;
     let reply = app.get("/users", &admin).await;
@@ -81,12 +86,6 @@ async fn users_are_listed_for_admins_without_password_hashes_and_stored_as_bcryp
     let mut conn = app.db();
     for user in library_api::db::users::list(&mut conn).expect("users") {
         assert!(user.password_hash.starts_with("$2b$04$"), "bcrypt with the configured cost: {}", user.name);
-        assert!(!user.password_hash.contains(crate::helpers::PASSWORD));
+        assert!(!user.password_hash.contains(PASSWORD));
     }
 }
-
-crate::helpers::on_both_backends!(
-    a_token_issued_before_a_restart_still_works_after_it,
-    a_wrong_master_key_stops_the_start_instead_of_making_a_new_ring,
-    users_are_listed_for_admins_without_password_hashes_and_stored_as_bcrypt,
-);

@@ -1,6 +1,7 @@
 //! `src/schema.rs` must describe exactly what the migrations create, and every `down.sql` must
 //! undo its `up.sql` (up → down → up).
 
+use crate::helpers::{Backend, PgDatabase};
 use diesel::connection::SimpleConnection as _;
 use diesel::prelude::*;
 use diesel::sql_types::{Integer, Text};
@@ -147,10 +148,10 @@ fn migrated_pg_schema(conn: &mut PgConnection) -> Tables {
 
 #[test]
 fn schema_rs_matches_the_migrated_postgres_database_and_its_migrations_revert() {
-    if !crate::helpers::postgres_available() {
+    if !Backend::Postgres.available() {
         return;
     }
-    let database = crate::helpers::PgDatabase::create();
+    let database = PgDatabase::create();
     let mut conn = PgConnection::establish(&database.url).expect("connect");
     conn.run_pending_migrations(POSTGRES_MIGRATIONS).expect("up");
     assert_eq!(migrated_pg_schema(&mut conn), declared_schema(), "PostgreSQL migrations drifted from schema.rs");

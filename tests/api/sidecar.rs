@@ -1,17 +1,22 @@
 //! `/verify` for nginx `auth_request`: directly (only 200/401/403 for any input), and behind a
 //! real nginx running deploy/nginx/library-api.conf in front of a tiny upstream.
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{Backend, PASSWORD, TestApp, foreign_signing_key, kid_of, spawn_app, spawn_app_on};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use library_api::clock::Clock as _;
 use reqwest::{Method, StatusCode};
+use rstest::rstest;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-async fn verify_answers_only_200_401_or_403_whatever_the_request() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn verify_answers_only_200_401_or_403_whatever_the_request(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let alice = app.user_token("alice").await;
     let admin = app.admin_token().await;
     let methods =
@@ -52,8 +57,12 @@ async fn verify_answers_only_200_401_or_403_whatever_the_request() {
     }
 }
 
-async fn verify_passes_the_callers_identity_and_challenges_everyone_else() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn verify_passes_the_callers_identity_and_challenges_everyone_else(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     assert_eq!(app.register("Zoë", PASSWORD).await.status, StatusCode::CREATED);
     let zoe = app.token_for("Zoë", PASSWORD).await;
     let me = app.get("/users/me", &zoe).await;
@@ -71,19 +80,23 @@ async fn verify_passes_the_callers_identity_and_challenges_everyone_else() {
     let invalid = app.send(app.request(Method::GET, "/verify").bearer_auth("nope")).await;
     assert_eq!(invalid.header("www-authenticate"), Some(r#"Bearer realm="library-api", error="invalid_token""#));
 
-    app.send(app.request(Method::POST, "/logout?all=true").bearer_auth(&zoe)).await;
+    app.logout_everywhere(&zoe).await;
     let revoked = app.send(app.request(Method::GET, "/verify").bearer_auth(&zoe)).await;
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED, "logout-all reaches /verify at once, cache or not");
 }
 
-async fn a_cached_token_is_refused_at_once_after_logout_or_key_deletion() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn a_cached_token_is_refused_at_once_after_logout_or_key_deletion(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     for _ in 0..3 {
         assert_eq!(app.send(app.request(Method::GET, "/verify").bearer_auth(&token)).await.status, StatusCode::OK);
     }
-    assert!(!app.state.token_cache.is_empty(), "the token is cached");
-    app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await;
+    assert!(!app.services.verifier.cache().is_empty(), "the token is cached");
+    app.logout(&token).await;
     assert_eq!(
         app.send(app.request(Method::GET, "/verify").bearer_auth(&token)).await.status,
         StatusCode::UNAUTHORIZED
@@ -91,9 +104,9 @@ async fn a_cached_token_is_refused_at_once_after_logout_or_key_deletion() {
 
     let other = app.token_for("alice", PASSWORD).await;
     assert_eq!(app.send(app.request(Method::GET, "/verify").bearer_auth(&other)).await.status, StatusCode::OK);
-    let kid = jsonwebtoken::decode_header(&other).expect("header").kid.expect("kid");
+    let kid = kid_of(&other);
     let admin = app.admin_token().await;
-    let deleted = app.send(app.request(Method::DELETE, &format!("/admin/keys/{kid}")).bearer_auth(&admin)).await;
+    let deleted = app.delete(&format!("/admin/keys/{kid}"), &admin).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.send(app.request(Method::GET, "/verify").bearer_auth(&other)).await.status,
@@ -104,17 +117,15 @@ async fn a_cached_token_is_refused_at_once_after_logout_or_key_deletion() {
     // could not verify the token (the real service never does that; this proves the skip).
     let cached = app.token_for("alice", PASSWORD).await;
     let policy = library_api::tokens::VerificationPolicy::new(&app.address, "library-api");
-    let ring = app.state.key_ring.snapshot();
+    let ring = app.services.key_ring.snapshot();
     let now = app.clock.now().timestamp();
-    app.state.token_cache.verify(&cached, &ring.verification_keys, &policy, now).expect("verified and cached");
-    let impostor =
-        library_api::tokens::SigningKey::from_pkcs8(&library_api::tokens::generate_pkcs8(2048).expect("key"))
-            .expect("key");
+    app.services.verifier.cache().verify(&cached, &ring.verification_keys, &policy, now).expect("verified and cached");
+    let impostor = foreign_signing_key();
     let wrong_keys: library_api::tokens::VerificationKeys =
         ring.verification_keys.keys().map(|kid| (kid.clone(), impostor.decoding_key())).collect();
     assert!(library_api::tokens::verify(&cached, &wrong_keys, &policy, now).is_err(), "these keys cannot verify it");
     assert!(
-        app.state.token_cache.verify(&cached, &wrong_keys, &policy, now).is_ok(),
+        app.services.verifier.cache().verify(&cached, &wrong_keys, &policy, now).is_ok(),
         "but the cache hit skips the check"
     );
 
@@ -294,7 +305,7 @@ async fn nginx_auth_request_protects_an_upstream_with_the_shipped_config() {
     let (status, seen, _) = through(&app, &nginx, "/admin/stats", Some(&admin), &[]).await;
     assert_eq!((status, seen["x_auth_groups"].as_str()), (StatusCode::OK, Some("admin")));
 
-    app.send(app.request(Method::POST, "/logout").bearer_auth(&alice)).await;
+    app.logout(&alice).await;
     let (status, _, challenge) = through(&app, &nginx, "/books", Some(&alice), &[]).await;
     assert_eq!(
         (status, challenge.as_deref()),
@@ -307,9 +318,3 @@ async fn nginx_auth_request_protects_an_upstream_with_the_shipped_config() {
     let (status, _, _) = through(&app, &nginx, "/books", Some(&admin), &[]).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
-
-crate::helpers::on_both_backends!(
-    verify_answers_only_200_401_or_403_whatever_the_request,
-    verify_passes_the_callers_identity_and_challenges_everyone_else,
-    a_cached_token_is_refused_at_once_after_logout_or_key_deletion,
-);

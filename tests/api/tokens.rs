@@ -1,32 +1,23 @@
 //! Access tokens: their shape (RFC 9068), verification from the JWKS alone, and every token
 //! that must be refused (401 with an `invalid_token` Bearer challenge).
 
-use crate::helpers::{TestApp, spawn_app};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, encode_segment, foreign_signing_key, jwt_segments, kid_of, spawn_app_on,
+};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use library_api::tokens::{AccessClaims, SigningKey, generate_pkcs8};
+use library_api::tokens::AccessClaims;
 use reqwest::{Method, StatusCode};
-use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
+use rstest::rstest;
 use serde_json::{Value, json};
 
-fn segments(token: &str) -> (Value, Value) {
-    let mut parts = token.split('.');
-    let mut decode = || {
-        serde_json::from_slice::<Value>(&B64URL.decode(parts.next().expect("segment")).expect("base64url"))
-            .expect("json")
-    };
-    (decode(), decode())
-}
-
-fn encode(value: &Value) -> String {
-    B64URL.encode(value.to_string())
-}
-
-async fn access_tokens_carry_the_rfc9068_header_and_every_claim() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn access_tokens_carry_the_rfc9068_header_and_every_claim(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
-    let (header, claims) = segments(&token);
+    let (header, claims) = jwt_segments(&token);
     assert_eq!(header["alg"], "RS256");
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["kid"].as_str(), Some(app.current_signing_key().kid()));
@@ -43,15 +34,19 @@ async fn access_tokens_carry_the_rfc9068_header_and_every_claim() {
     );
     assert_eq!((nbf, exp - iat), (iat, 1800));
     uuid::Uuid::parse_str(claims["jti"].as_str().expect("jti")).expect("jti is a UUID");
-    let second = app.token_for("alice", crate::helpers::PASSWORD).await;
-    assert_ne!(segments(&second).1["jti"], claims["jti"], "jti is unique per token");
+    let second = app.token_for("alice", PASSWORD).await;
+    assert_ne!(jwt_segments(&second).1["jti"], claims["jti"], "jti is unique per token");
 
-    let (_, admin_claims) = segments(&app.admin_token().await);
+    let (_, admin_claims) = jwt_segments(&app.admin_token().await);
     assert_eq!(admin_claims["groups"], json!(["admin"]));
 }
 
-async fn a_token_verifies_with_nothing_but_the_published_jwks() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn a_token_verifies_with_nothing_but_the_published_jwks(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     let jwks = app.send(app.request(Method::GET, "/.well-known/jwks.json")).await;
     assert_eq!(jwks.status, StatusCode::OK);
@@ -66,7 +61,7 @@ async fn a_token_verifies_with_nothing_but_the_published_jwks() {
         members.sort_unstable();
         assert_eq!(members, ["alg", "e", "kid", "kty", "n", "use"], "public members only");
     }
-    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
+    let kid = kid_of(&token);
     let jwk = keys.iter().find(|jwk| jwk["kid"].as_str() == Some(&*kid)).expect("the signing key is published");
     let key =
         DecodingKey::from_rsa_components(jwk["n"].as_str().expect("n"), jwk["e"].as_str().expect("e")).expect("JWK");
@@ -78,8 +73,10 @@ async fn a_token_verifies_with_nothing_but_the_published_jwks() {
     assert_eq!(verified.claims.name, "alice");
 }
 
-async fn jwks_is_cacheable_and_answers_304_to_its_etag() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn jwks_is_cacheable_and_answers_304_to_its_etag(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let first = app.send(app.request(Method::GET, "/.well-known/jwks.json")).await;
     let etag = first.header("etag").expect("etag").to_string();
     assert!(etag.starts_with('"'), "strong ETag: {etag}");
@@ -93,21 +90,17 @@ async fn jwks_is_cacheable_and_answers_304_to_its_etag() {
 /// Forgeries of a valid token, each wrong in exactly one way.
 fn forgeries(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
     let key = app.current_signing_key();
-    let (header, claims) = segments(token);
+    let (header, claims) = jwt_segments(token);
     let signature = token.rsplit('.').next().expect("signature");
     let with_claim = |name: &str, value: Value| {
         let mut claims = claims.clone();
         claims[name] = value;
-        key.sign_raw(&encode(&header), &encode(&claims)).expect("sign")
+        key.sign_raw(&encode_segment(&header), &encode_segment(&claims)).expect("sign")
     };
-    let foreign_key = SigningKey::from_pkcs8(&generate_pkcs8(2048).expect("generate")).expect("parse");
+    let foreign_key = foreign_signing_key();
 
     // The classic algorithm confusion: HMAC keyed with the RSA public key as the verifier sees it.
-    let private = rsa::PrivateKey::from_pkcs8_der(
-        &app.master_key().open(key.kid(), &stored_private_key(app, key.kid())).expect("open"),
-    )
-    .expect("der");
-    let public_pem = private.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem");
+    let public_pem = app.public_key_pem(key.kid());
     let mut hs256_header = Header::new(Algorithm::HS256);
     hs256_header.typ = Some("at+jwt".into());
     hs256_header.kid = Some(key.kid().to_string());
@@ -125,27 +118,24 @@ fn forgeries(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
         ("nbf in the future", with_claim("nbf", json!(claims["iat"].as_i64().expect("iat") + 3600))),
         ("wrong iss", with_claim("iss", json!("http://evil.example"))),
         ("wrong aud", with_claim("aud", json!("another-service"))),
-        ("tampered payload", format!("{}.{}.{}", encode(&header), encode(&tampered), signature)),
-        ("signed by another key", foreign_key.sign_raw(&encode(&header), &encode(&claims)).expect("sign")),
-        ("alg none", format!("{}.{}.", encode(&none_header), encode(&claims))),
+        ("tampered payload", format!("{}.{}.{}", encode_segment(&header), encode_segment(&tampered), signature)),
+        (
+            "signed by another key",
+            foreign_key.sign_raw(&encode_segment(&header), &encode_segment(&claims)).expect("sign"),
+        ),
+        ("alg none", format!("{}.{}.", encode_segment(&none_header), encode_segment(&claims))),
         ("HS256 keyed with the public key", hs256),
-        ("unknown kid", key.sign_raw(&encode(&unknown_kid), &encode(&claims)).expect("sign")),
-        ("stripped signature", format!("{}.{}.", encode(&header), encode(&claims))),
+        ("unknown kid", key.sign_raw(&encode_segment(&unknown_kid), &encode_segment(&claims)).expect("sign")),
+        ("stripped signature", format!("{}.{}.", encode_segment(&header), encode_segment(&claims))),
     ]
 }
 
-fn stored_private_key(app: &TestApp, kid: &str) -> Vec<u8> {
-    let mut conn = app.db();
-    library_api::db::signing_keys::list(&mut conn)
-        .expect("keys")
-        .into_iter()
-        .find(|row| row.kid == kid)
-        .expect("row")
-        .private_key_enc
-}
-
-async fn forged_tokens_are_refused_with_an_invalid_token_challenge() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn forged_tokens_are_refused_with_an_invalid_token_challenge(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::OK, "the original is valid");
     for (name, forged) in forgeries(&app, &token) {
@@ -162,8 +152,10 @@ async fn forged_tokens_are_refused_with_an_invalid_token_challenge() {
     }
 }
 
-async fn a_token_expires_after_its_ttl_and_the_leeway() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn a_token_expires_after_its_ttl_and_the_leeway(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     app.clock.advance(chrono::Duration::minutes(30));
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::OK, "within the leeway");
@@ -171,25 +163,26 @@ async fn a_token_expires_after_its_ttl_and_the_leeway() {
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED, "expired");
 }
 
-async fn a_token_is_not_valid_before_its_nbf() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn a_token_is_not_valid_before_its_nbf(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
     app.clock.advance(chrono::Duration::seconds(-31));
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED);
 }
 
-async fn logout_revokes_exactly_the_presented_token() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn logout_revokes_exactly_the_presented_token(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
-    let other_session = app.token_for("alice", crate::helpers::PASSWORD).await;
-    let logout = app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await;
+    let other_session = app.token_for("alice", PASSWORD).await;
+    let logout = app.logout(&token).await;
     assert_eq!(logout.status, StatusCode::NO_CONTENT);
     let after = app.get("/users/me", &token).await;
     assert_eq!((after.status, after.error_code()), (StatusCode::UNAUTHORIZED, "invalid_token"));
-    assert_eq!(
-        app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.logout(&token).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         app.get("/users/me", &other_session).await.status,
         StatusCode::OK,
@@ -197,11 +190,15 @@ async fn logout_revokes_exactly_the_presented_token() {
     );
 }
 
-async fn a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it() {
-    let app = spawn_app().await;
+#[rstest]
+#[actix_web::test]
+async fn a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
     let token = app.user_token("alice").await;
-    assert_eq!(app.send(app.request(Method::POST, "/logout").bearer_auth(&token)).await.status, StatusCode::NO_CONTENT);
-    let revocations = &app.state.revocations;
+    assert_eq!(app.logout(&token).await.status, StatusCode::NO_CONTENT);
+    let revocations = &app.services.revocations;
 
     // Past exp but inside the leeway, an unrevoked copy would still pass: the entry must stay.
     app.clock.advance(chrono::Duration::minutes(30) + chrono::Duration::seconds(15));
@@ -214,14 +211,3 @@ async fn a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it
     assert!(revocations.deny_list().is_empty(), "and the in-memory entry");
     assert_eq!(app.get("/users/me", &token).await.status, StatusCode::UNAUTHORIZED, "expired anyway");
 }
-
-crate::helpers::on_both_backends!(
-    access_tokens_carry_the_rfc9068_header_and_every_claim,
-    a_token_verifies_with_nothing_but_the_published_jwks,
-    jwks_is_cacheable_and_answers_304_to_its_etag,
-    forged_tokens_are_refused_with_an_invalid_token_challenge,
-    a_token_expires_after_its_ttl_and_the_leeway,
-    a_token_is_not_valid_before_its_nbf,
-    logout_revokes_exactly_the_presented_token,
-    a_revoked_token_stays_refused_through_the_leeway_and_is_pruned_after_it,
-);

@@ -8,36 +8,17 @@
 //! So N parallel guesses cannot all slip past the limit while the first ones are still being
 //! checked (the race that let parallel requests bypass ZITADEL's lockout).
 
+use crate::config::{LoginThrottle, ThrottleRule};
 use crate::db::{DbConn, throttle};
 use chrono::{DateTime, Duration, Utc};
 use diesel::QueryResult;
 
-/// When failures start to cost time, and how much at most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottleRule {
-    /// Failures answered without delay; the one that reaches this number starts the delays.
-    pub free_failures: i32,
-    /// The first delay; each further failure doubles it.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl ThrottleRule {
-    /// The wait after the `excess`-th failure beyond the free ones (0-based).
-    fn delay(&self, excess: i32) -> Duration {
-        let factor = 1i64.checked_shl(excess.clamp(0, 40) as u32).unwrap_or(i64::MAX);
-        let millis = self.base_delay.num_milliseconds().saturating_mul(factor);
-        Duration::milliseconds(millis).min(self.max_delay)
-    }
-}
-
-/// The rules for accounts and for client addresses.
-#[derive(Debug, Clone, Copy)]
-pub struct LoginThrottle {
-    pub account: ThrottleRule,
-    pub ip: ThrottleRule,
-    /// A counter untouched this long starts over.
-    pub forget_after: Duration,
+/// The wait after the `excess`-th failure beyond the free ones (0-based): the base delay
+/// doubled per failure, capped (the cap keeps an attacker from locking real users out).
+fn delay(rule: &ThrottleRule, excess: i32) -> Duration {
+    let factor = 1i64.checked_shl(excess.clamp(0, 40) as u32).unwrap_or(i64::MAX);
+    let millis = rule.base_delay.num_milliseconds().saturating_mul(factor);
+    Duration::milliseconds(millis).min(rule.max_delay)
 }
 
 /// The counters one login attempt touches: the account *as tried from this address*, and the
@@ -132,8 +113,8 @@ fn current(
 fn charge(row: &mut throttle::ThrottleRow, rule: &ThrottleRule, now: DateTime<Utc>) {
     row.failures = row.failures.saturating_add(1);
     row.updated_at = now.naive_utc();
-    row.blocked_until =
-        (row.failures >= rule.free_failures).then(|| (now + rule.delay(row.failures - rule.free_failures)).naive_utc());
+    row.blocked_until = (row.failures >= rule.free_failures)
+        .then(|| (now + delay(rule, row.failures - rule.free_failures)).naive_utc());
 }
 
 #[cfg(test)]
@@ -154,8 +135,8 @@ mod tests {
     fn delays_double_from_the_base_up_to_the_cap() {
         let rule =
             ThrottleRule { free_failures: 5, base_delay: Duration::seconds(1), max_delay: Duration::seconds(60) };
-        let delays: Vec<i64> = (0..9).map(|excess| rule.delay(excess).num_seconds()).collect();
+        let delays: Vec<i64> = (0..9).map(|excess| delay(&rule, excess).num_seconds()).collect();
         assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(rule.delay(10_000).num_seconds(), 60, "no overflow");
+        assert_eq!(delay(&rule, 10_000).num_seconds(), 60, "no overflow");
     }
 }

@@ -1,0 +1,10 @@
+DROP INDEX refresh_tokens_session_id;
+DROP INDEX sessions_revoked_at;
+DROP INDEX sessions_expires_at;
+DROP INDEX sessions_user_id;
+ALTER TABLE refresh_tokens RENAME COLUMN session_id TO family_id;
+ALTER TABLE sessions RENAME TO token_families;
+CREATE INDEX token_families_user_id ON token_families (user_id);
+CREATE INDEX token_families_expires_at ON token_families (expires_at);
+CREATE INDEX token_families_revoked_at ON token_families (revoked_at);
+CREATE INDEX refresh_tokens_family_id ON refresh_tokens (family_id);

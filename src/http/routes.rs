@@ -1,0 +1,138 @@
+//! The route table (API.md "Endpoints"), kept as data so a test can hold it against the
+//! OpenAPI document: every route documented, every documented operation routed.
+
+use super::{admin, auth, authors, oauth, openapi, users, verify, well_known};
+use actix_web::http::Method;
+use actix_web::web::{self, ServiceConfig};
+use actix_web::{FromRequest, Handler, Responder, Route};
+
+/// The routes, in registration order. Resources answer a method they lack with 405.
+#[derive(Default)]
+pub struct RouteTable {
+    routes: Vec<(&'static str, Option<Method>, Route)>,
+}
+
+impl RouteTable {
+    fn add<F, Args>(mut self, method: Option<Method>, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let route = match &method {
+            Some(method) => web::method(method.clone()).to(handler),
+            None => web::route().to(handler),
+        };
+        self.routes.push((path, method, route));
+        self
+    }
+
+    fn get<F, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::GET), path, handler)
+    }
+
+    fn post<F, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::POST), path, handler)
+    }
+
+    fn put<F, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::PUT), path, handler)
+    }
+
+    fn patch<F, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::PATCH), path, handler)
+    }
+
+    fn delete<F, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::DELETE), path, handler)
+    }
+
+    /// A route answering every method (the `/verify` sidecar).
+    fn any<F, Args>(self, path: &'static str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(None, path, handler)
+    }
+
+    /// Every `(method, path)`; `None` for a route that answers any method.
+    pub fn operations(&self) -> Vec<(Option<Method>, &'static str)> {
+        self.routes.iter().map(|(path, method, _)| (method.clone(), *path)).collect()
+    }
+
+    /// Registers the routes, one resource per path.
+    pub fn register(self, cfg: &mut ServiceConfig) {
+        let mut resources: Vec<(&'static str, actix_web::Resource)> = Vec::new();
+        for (path, _, route) in self.routes {
+            match resources.iter().position(|(known, _)| *known == path) {
+                Some(index) => {
+                    let (path, resource) = resources.remove(index);
+                    resources.insert(index, (path, resource.route(route)));
+                }
+                None => resources.push((path, web::resource(path).route(route))),
+            }
+        }
+        for (_, resource) in resources {
+            cfg.service(resource);
+        }
+    }
+}
+
+/// Every route of the service.
+pub fn route_table() -> RouteTable {
+    RouteTable::default()
+        .post("/register", auth::register)
+        .post("/login", auth::login)
+        .post("/logout", auth::logout)
+        .post("/token/refresh", auth::refresh)
+        .post("/revoke", oauth::revoke)
+        .post("/introspect", oauth::introspect)
+        .any("/verify", verify::verify)
+        .get("/users/me", users::me)
+        .get("/users", users::list)
+        .patch("/users/{public_id}", users::update)
+        .delete("/users/{public_id}", users::delete)
+        .get("/authors", authors::list)
+        .post("/authors", authors::create)
+        .post("/author", authors::create_alias)
+        .get("/authors/{id}", authors::get)
+        .put("/authors/{id}", authors::update)
+        .delete("/authors/{id}", authors::delete)
+        .get("/admin/keys", admin::list_keys)
+        .post("/admin/keys/rotate", admin::rotate)
+        .delete("/admin/keys/{kid}", admin::delete_key)
+        .get("/.well-known/jwks.json", well_known::jwks)
+        .get("/.well-known/openid-configuration", well_known::openid_configuration)
+        .get("/healthz", well_known::healthz)
+        .get("/readyz", well_known::readyz)
+        .get("/metrics", well_known::metrics)
+        .get("/openapi.json", openapi::document)
+        .get("/docs", openapi::docs_page)
+}

@@ -1,0 +1,117 @@
+//! Authors: anyone authenticated may read and create; only the creator or an admin may change
+//! or delete one ([`may_change`]).
+
+use super::users::{UserError, token_user};
+use super::{Failure, Services, failures_pass_through};
+use crate::db::authors::{self, Author, AuthorWithCreator};
+use crate::db::users::User;
+use crate::db::{DbConn, UniqueField, unique_violation};
+use crate::domain::{AuthorFields, Page};
+use crate::tokens::AccessClaims;
+
+/// Why an author operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorError {
+    #[error("no such author")]
+    NotFound,
+    #[error("only the creator or an admin may change this author")]
+    NotAllowed,
+    /// The token is valid but names no existing user.
+    #[error("the token's subject is not an existing user")]
+    NotACredential,
+    /// An author with that name or book exists.
+    #[error("{0:?} is taken")]
+    Taken(UniqueField),
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+failures_pass_through!(AuthorError);
+
+impl From<diesel::result::Error> for AuthorError {
+    fn from(error: diesel::result::Error) -> Self {
+        match (unique_violation(&error), error) {
+            (Some(field), _) => Self::Taken(field),
+            (None, diesel::result::Error::NotFound) => Self::NotFound,
+            (None, error) => Self::Failure(error.into()),
+        }
+    }
+}
+
+impl From<UserError> for AuthorError {
+    fn from(error: UserError) -> Self {
+        match error {
+            UserError::NotACredential | UserError::NotFound => Self::NotACredential,
+            UserError::NameTaken => Self::Failure(Failure::Internal("a user lookup reported a taken name".into())),
+            UserError::Failure(failure) => Self::Failure(failure),
+        }
+    }
+}
+
+/// The rule of who may change or delete an author: its creator, or an admin.
+pub fn may_change(author: &Author, caller: &User, claims: &AccessClaims) -> bool {
+    author.created_by == Some(caller.id) || claims.is_admin()
+}
+
+/// Author `id`, checked that the caller may change it.
+fn find_changeable(conn: &mut DbConn, id: i32, claims: &AccessClaims) -> Result<Author, AuthorError> {
+    let (author, _) = authors::find(conn, id)?.ok_or(AuthorError::NotFound)?;
+    let caller = token_user(conn, &claims.sub)?;
+    if may_change(&author, &caller, claims) { Ok(author) } else { Err(AuthorError::NotAllowed) }
+}
+
+/// Creates an author on behalf of the token's user.
+pub async fn create(
+    services: &Services,
+    claims: AccessClaims,
+    fields: AuthorFields,
+) -> Result<AuthorWithCreator, AuthorError> {
+    let now = services.clock.now().naive_utc();
+    services
+        .db
+        .transaction(move |conn| -> Result<_, AuthorError> {
+            let creator = token_user(conn, &claims.sub)?;
+            let author = authors::insert(conn, &fields, creator.id, now)?;
+            Ok((author, Some(creator.public_id)))
+        })
+        .await
+}
+
+/// One page of authors ordered by id, and how many there are.
+pub async fn page(services: &Services, page: Page) -> Result<(Vec<AuthorWithCreator>, i64), AuthorError> {
+    Ok(services.db.read(move |conn| authors::page(conn, page.limit, page.offset)).await?)
+}
+
+/// Author `id`.
+pub async fn get(services: &Services, id: i32) -> Result<AuthorWithCreator, AuthorError> {
+    services.db.read(move |conn| authors::find(conn, id)).await?.ok_or(AuthorError::NotFound)
+}
+
+/// Replaces author `id`'s fields, if the caller may change it.
+pub async fn update(
+    services: &Services,
+    claims: AccessClaims,
+    id: i32,
+    fields: AuthorFields,
+) -> Result<AuthorWithCreator, AuthorError> {
+    let now = services.clock.now().naive_utc();
+    services
+        .db
+        .transaction(move |conn| -> Result<_, AuthorError> {
+            find_changeable(conn, id, &claims)?;
+            authors::update(conn, id, &fields, now)?;
+            authors::find(conn, id)?.ok_or(AuthorError::NotFound)
+        })
+        .await
+}
+
+/// Deletes author `id`, if the caller may change it.
+pub async fn delete(services: &Services, claims: AccessClaims, id: i32) -> Result<(), AuthorError> {
+    services
+        .db
+        .transaction(move |conn| -> Result<_, AuthorError> {
+            find_changeable(conn, id, &claims)?;
+            authors::delete(conn, id)?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,272 @@
+//! Sessions: logging in (with throttling), refreshing, logging out, and the OAuth endpoints
+//! that act on a token someone holds (RFC 7009 revocation, RFC 7662 introspection).
+//!
+//! A *session* is one login: its chain of refresh tokens (each spent when exchanged) and every
+//! access token issued from them, whose `sid` claim is the session id.
+
+use super::revocation::{self, TokenScope};
+use super::throttle::{self, AttemptKeys};
+use super::{Failure, Services, failures_pass_through};
+use crate::db::sessions::{self, Refresh, RefreshTokenRecord, RefreshTokenState};
+use crate::db::users::{self, User};
+use crate::domain::{InvalidValue, Password, UserName, name_key};
+use crate::tokens::{
+    ADMIN_GROUP, AccessClaims, MAX_REFRESH_TOKEN_LEN, Subject, TokenRejection, generate_refresh_token,
+    hash_refresh_token,
+};
+use std::net::IpAddr;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What a login or a refresh hands out.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub claims: AccessClaims,
+    /// Given to the client once; only its hash is stored.
+    pub refresh_token: String,
+}
+
+/// Why a login did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong name or password: one answer for both.
+    #[error("wrong name or password")]
+    InvalidCredentials,
+    /// Too many failures from this address, or at this account from this address.
+    #[error("too many failed attempts")]
+    Throttled { retry_after: chrono::Duration },
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+failures_pass_through!(LoginError);
+
+impl From<diesel::result::Error> for LoginError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Failure(error.into())
+    }
+}
+
+/// Why a refresh token was not exchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, expired, spent (reuse: its session is now revoked) or revoked (RFC 6749 §5.2
+    /// `invalid_grant`).
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+failures_pass_through!(RefreshError);
+
+impl From<diesel::result::Error> for RefreshError {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Failure(error.into())
+    }
+}
+
+/// The stand-in lookup key of a name no user can have.
+const IMPOSSIBLE_NAME: &str = "<impossible name>";
+
+/// Logs `name` in with `password` from `client`: checks the throttle, the credentials, then
+/// starts a session and issues its first token pair.
+pub async fn login(services: &Services, name: &str, password: &str, client: IpAddr) -> Result<TokenPair, LoginError> {
+    if password.len() > Password::MAX_BYTES {
+        // bcrypt would ignore the bytes past 72; such a password never matches, say so instead.
+        Password::check_length(password)?;
+    }
+    let key = lookup_key(name);
+    let attempt = Arc::new(AttemptKeys::new(key.as_deref().unwrap_or(IMPOSSIBLE_NAME), client));
+    let (counted, rule, now) = (attempt.clone(), services.login_throttle, services.clock.now());
+    if let Err(wait) = services.db.write(move |conn| throttle::begin_attempt(conn, &counted, &rule, now)).await? {
+        log::info!("login throttled for {name:?}");
+        services.metrics.login_throttled.inc();
+        return Err(LoginError::Throttled { retry_after: wait });
+    }
+    let Some(user) = validate_credentials(services, key, password).await? else {
+        let (rule, now) = (services.login_throttle, services.clock.now());
+        services.db.write(move |conn| throttle::failed(conn, &attempt, &rule, now)).await?;
+        return Err(LoginError::InvalidCredentials);
+    };
+    services.db.write(move |conn| throttle::succeeded(conn, &attempt)).await?;
+    // A user deleted during the password check has no session to start.
+    start_session(services, user.id).await?.ok_or(LoginError::InvalidCredentials)
+}
+
+/// The lookup key of a name as typed at login; `None` for a name no user can have (control
+/// characters, which PostgreSQL would refuse outright as a NUL, or far too long): such a name is
+/// counted and checked like any unknown one, never looked up.
+fn lookup_key(name: &str) -> Option<String> {
+    let impossible = name.chars().any(char::is_control) || name.len() > 4 * UserName::MAX_CHARS;
+    (!impossible).then(|| name_key(name))
+}
+
+/// The user these credentials name, if the password is theirs. Unknown names are checked
+/// against a dummy hash: the same work, the same answer.
+async fn validate_credentials(
+    services: &Services,
+    key: Option<String>,
+    password: &str,
+) -> Result<Option<User>, LoginError> {
+    let user = match key {
+        Some(key) => services.db.read(move |conn| users::find_by_name_key(conn, &key)).await?,
+        None => None,
+    };
+    let matches = services.passwords.verify(password, user.as_ref().map(|user| user.password_hash.clone())).await?;
+    Ok(user.filter(|_| matches))
+}
+
+/// Starts a session for user `user_id` and issues its first pair; `None` if the user was
+/// deleted meanwhile. Tokens are issued from the user as they are once the session exists, so
+/// a role change made during the password check is not missed.
+async fn start_session(services: &Services, user_id: i32) -> Result<Option<TokenPair>, Failure> {
+    let sid = Uuid::new_v4();
+    let refresh = generate_refresh_token();
+    let now = services.clock.now();
+    let (session_id, hash) = (sid.to_string(), refresh.hash.clone());
+    let expires_at = (now + services.refresh_token_ttl).naive_utc();
+    let user = services
+        .db
+        .write(move |conn| sessions::start_session(conn, &session_id, user_id, &hash, now.naive_utc(), expires_at))
+        .await?;
+    let Some(user) = user else { return Ok(None) };
+    let pair = issue_pair(services, &user, sid, refresh.token)?;
+    services.metrics.tokens_issued.with_label_values(&["password"]).inc();
+    Ok(Some(pair))
+}
+
+/// An access token for `user` in session `sid`, paired with `refresh_token`.
+fn issue_pair(services: &Services, user: &User, sid: Uuid, refresh_token: String) -> Result<TokenPair, Failure> {
+    let sub: Subject = user.public_id.parse().map_err(|e| Failure::Internal(format!("stored public_id: {e}")))?;
+    let groups = if user.admin { vec![ADMIN_GROUP.to_string()] } else { Vec::new() };
+    let now = services.clock.now().timestamp();
+    let (access_token, claims) = services.issuer.issue(sub, &user.name, groups, sid, now)?;
+    Ok(TokenPair { access_token, claims, refresh_token })
+}
+
+/// Exchanges a refresh token for a new pair; the presented one is spent. Presenting a spent
+/// one again revokes its whole session (refresh token reuse detection, RFC 6819 §5.2.2.3): one
+/// of the two parties holding it is an attacker, and we cannot tell which.
+pub async fn refresh(services: &Services, refresh_token: &str) -> Result<TokenPair, RefreshError> {
+    if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_LEN {
+        return Err(RefreshError::InvalidGrant);
+    }
+    let presented = hash_refresh_token(refresh_token);
+    let replacement = generate_refresh_token();
+    let now = services.clock.now();
+    let (new_hash, expires_at) = (replacement.hash.clone(), (now + services.refresh_token_ttl).naive_utc());
+    let outcome = services
+        .db
+        .write(move |conn| sessions::rotate_refresh_token(conn, &presented, &new_hash, now.naive_utc(), expires_at))
+        .await?;
+    match outcome {
+        Refresh::Rotated { user, session_id } => {
+            let sid = Uuid::parse_str(&session_id).map_err(|e| Failure::Internal(format!("stored session id: {e}")))?;
+            let pair = issue_pair(services, &user, sid, replacement.token)?;
+            services.metrics.tokens_issued.with_label_values(&["refresh_token"]).inc();
+            Ok(pair)
+        }
+        Refresh::Reused { session_id } => {
+            log::warn!("refresh token reuse detected: session {session_id} revoked");
+            if let Ok(sid) = Uuid::parse_str(&session_id) {
+                revocation::revoke_session(services, sid).await?;
+            }
+            Err(RefreshError::InvalidGrant)
+        }
+        Refresh::Invalid => Err(RefreshError::InvalidGrant),
+    }
+}
+
+/// The claims of a valid, unrevoked access token (every check of API.md "Tokens"), counted
+/// in the metrics.
+pub fn authenticate(services: &Services, token: &str) -> Result<AccessClaims, TokenRejection> {
+    let outcome = services.verifier.verify(token, services.clock.now().timestamp());
+    let label = match &outcome {
+        Ok(_) => "valid",
+        Err(TokenRejection::Revoked(_)) => "revoked",
+        Err(_) => "invalid",
+    };
+    services.metrics.verifications.with_label_values(&[label]).inc();
+    if let Err(rejection) = &outcome {
+        log::debug!("token rejected: {rejection}");
+    }
+    outcome
+}
+
+/// Logs out the session of the presented access token: that token and every token of its
+/// login stop working.
+pub async fn log_out(services: &Services, claims: &AccessClaims) -> Result<(), Failure> {
+    revocation::revoke_access_token(services, claims).await?;
+    revocation::revoke_session(services, claims.sid).await
+}
+
+/// Logs the subject out everywhere: every token issued until now stops working, on every
+/// device; every session of theirs is revoked. The user row is locked first, as every change to
+/// a user's sessions does (user, then sessions), so this waits for a refresh or a role change
+/// of the same user instead of deadlocking with it.
+pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Result<(), Failure> {
+    let (subject, now, lifetime) = (subject.clone(), services.clock.now(), services.revocations.token_lifetime());
+    let ended = services
+        .db
+        .transaction(move |conn| -> Result<_, Failure> {
+            let user = match subject.user() {
+                Some(public_id) => users::lock_by_public_id(conn, &public_id.to_string())?,
+                None => None,
+            };
+            let user_id = user.map(|user| user.id);
+            Ok(revocation::end_subject_tokens(conn, &subject, user_id, TokenScope::IssuedUntilNow, now, lifetime)?)
+        })
+        .await?;
+    revocation::publish(services, ended).await
+}
+
+/// A refresh token that is still usable (the one rule of [`RefreshTokenState`]).
+async fn usable_refresh_token(services: &Services, token: &str) -> Result<Option<RefreshTokenRecord>, Failure> {
+    if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_LEN {
+        return Ok(None);
+    }
+    let hash = hash_refresh_token(token);
+    let record = services.db.read(move |conn| sessions::find_refresh_token(conn, &hash)).await?;
+    let now = services.clock.now().naive_utc();
+    Ok(record.filter(|(token, session, _)| token.state(session, now) == RefreshTokenState::Usable))
+}
+
+/// What a presented token (RFC 7009 / RFC 7662 `token`) turned out to be.
+#[derive(Debug)]
+pub enum PresentedToken {
+    Access(AccessClaims),
+    Refresh(RefreshTokenRecord),
+}
+
+/// Finds out what `token` is, trying the kind `refresh_first` hints at first (RFC 7009 §2.1:
+/// the hint only speeds up the lookup). `None`: not a token that is active now.
+pub async fn identify(
+    services: &Services,
+    token: &str,
+    refresh_first: bool,
+) -> Result<Option<PresentedToken>, Failure> {
+    let as_access = || authenticate(services, token).ok().map(PresentedToken::Access);
+    if !refresh_first && let Some(access) = as_access() {
+        return Ok(Some(access));
+    }
+    if let Some(record) = usable_refresh_token(services, token).await? {
+        return Ok(Some(PresentedToken::Refresh(record)));
+    }
+    Ok(if refresh_first { as_access() } else { None })
+}
+
+/// RFC 7009: holding a token is the authority to revoke it. An access token is revoked alone; a
+/// refresh token revokes its whole session, access tokens included (§2.1). Unknown, invalid or
+/// expired tokens need no revoking (§2.2).
+pub async fn revoke(services: &Services, token: &str, refresh_first: bool) -> Result<(), Failure> {
+    match identify(services, token, refresh_first).await? {
+        Some(PresentedToken::Access(claims)) => revocation::revoke_access_token(services, &claims).await,
+        Some(PresentedToken::Refresh((_, session, _))) => match Uuid::parse_str(&session.id) {
+            Ok(sid) => revocation::revoke_session(services, sid).await,
+            Err(_) => Ok(()),
+        },
+        None => Ok(()),
+    }
+}
