@@ -225,11 +225,11 @@ def main() -> None:
             )
         expect_error(
             refresh_token.sync_detailed(client=anonymous, body=RefreshRequest(refresh_token=refreshed.refresh_token)),
-            401,
+            400,
             "invalid_grant",
             "refresh_token with the refreshed refresh token after logout: ",
         )
-        return "204; get_current_user with the old access tokens → 401 invalid_token; refresh → 401 invalid_grant"
+        return "204; get_current_user with the old access tokens → 401 invalid_token; refresh → 400 invalid_grant"
 
     def step_error_body():
         # A fresh login: the session above has ended.

@@ -34,8 +34,10 @@ fn main() {
         nbf: 1_800_000_000,
         exp: 1_800_001_800,
         jti: uuid::Uuid::new_v4(),
-        sid: uuid::Uuid::new_v4(),
-        name: "alice".into(),
+        client_id: "library-app".into(),
+        scope: String::new(),
+        sid: Some(uuid::Uuid::new_v4()),
+        name: Some("alice".into()),
         groups: vec![],
     };
     let service = rate(seconds, || key.sign(&claims).expect("sign"));

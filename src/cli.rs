@@ -7,7 +7,9 @@ use crate::config::MasterKeySource;
 use crate::config::{ConfigError, Settings, SettingsArgs};
 use crate::db::{self, DbSetupError};
 use crate::domain::{Password, UserName};
+use crate::http::ClientView;
 use crate::master_key::{MasterKey, MasterKeyError};
+use crate::service::clients::{self, ClientError, NewClient};
 use crate::service::keys::{self, KeysError};
 use crate::service::users::{self, UserError};
 use crate::startup::{Application, StartupError};
@@ -41,6 +43,32 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Manage registered OAuth 2.0 clients (prints the same JSON as /admin/clients).
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client. Confidential unless --public; its secret is printed once.
+    Create {
+        name: String,
+        /// A public client (no secret): for apps that cannot keep one.
+        #[arg(long)]
+        public: bool,
+        /// An allowed grant type (repeatable): password, refresh_token, client_credentials.
+        #[arg(long = "grant")]
+        grants: Vec<String>,
+        /// Space-separated scopes.
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// List the registered clients (never a secret).
+    List,
+    /// Delete a client: every token and session of it ends.
+    Delete { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +122,8 @@ pub enum CliError {
     NameTaken(String),
     #[error(transparent)]
     User(UserError),
+    #[error("client: {0}")]
+    Client(#[from] ClientError),
     #[error("cannot read the password: {0}")]
     ReadPassword(std::io::Error),
     #[error("{0}")]
@@ -109,6 +139,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => migrate(&settings),
         Command::User { command: UserCommand::Create { name, admin } } => create_user(&settings, &name, admin),
         Command::Keys { command: KeysCommand::List } => list_keys(&settings),
+        Command::Client { command } => client_command(&settings, command),
         Command::Keys { command: KeysCommand::Rotate } => rotate_keys(&settings),
         Command::Keys { command: KeysCommand::Rewrap { new_master_key_file } } => {
             rewrap_keys(&settings, &new_master_key_file)
@@ -140,6 +171,32 @@ fn open_migrated(settings: &Settings) -> Result<(db::DbPool, Vec<String>), CliEr
     let applied = db::run_migrations(&mut conn)?;
     drop(conn);
     Ok((pool, applied))
+}
+
+fn client_command(settings: &Settings, command: ClientCommand) -> Result<(), CliError> {
+    let (pool, _) = open_migrated(settings)?;
+    let mut conn = pool.get()?;
+    let now = SystemClock.now();
+    clients::ensure_builtin(&mut conn, &settings.public_client_id, now.naive_utc())?;
+    let json = match command {
+        ClientCommand::Create { name, public, grants, scope } => {
+            let grant_types = (!grants.is_empty()).then_some(grants);
+            let new = NewClient { name, confidential: !public, grant_types, scope };
+            serde_json::to_string_pretty(&ClientView::from(clients::register(&mut conn, new, now.naive_utc())?))
+        }
+        ClientCommand::List => {
+            let list: Vec<ClientView> =
+                db::clients::list(&mut conn)?.into_iter().map(|client| ClientView::new(client, None)).collect();
+            serde_json::to_string_pretty(&serde_json::json!({ "clients": list }))
+        }
+        ClientCommand::Delete { client_id } => {
+            let lifetime = key_ring_config(settings)?.policy.token_lifetime;
+            clients::remove(&mut conn, &client_id, &settings.public_client_id, now, lifetime)?;
+            serde_json::to_string_pretty(&serde_json::json!({ "deleted": client_id }))
+        }
+    };
+    println!("{}", json.unwrap_or_default());
+    Ok(())
 }
 
 fn create_user(settings: &Settings, name: &str, admin: bool) -> Result<(), CliError> {

@@ -88,6 +88,12 @@ pub struct SettingsArgs {
     /// Database connections, and threads of the database actor.
     #[arg(long, env = "DB_POOL_SIZE", default_value = "8", global = true)]
     pub db_pool_size: String,
+    /// client_id of the built-in public OAuth client that `/login` and `/token/refresh` use.
+    #[arg(long, env = "PUBLIC_CLIENT_ID", default_value = "library-app", global = true)]
+    pub public_client_id: String,
+    /// How long a client's previous secret keeps working after a rotation (humantime).
+    #[arg(long, env = "CLIENT_SECRET_GRACE", default_value = "24h", global = true)]
+    pub client_secret_grace: String,
 }
 
 impl std::fmt::Debug for SettingsArgs {
@@ -116,6 +122,8 @@ impl std::fmt::Debug for SettingsArgs {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("token_cache_size", &self.token_cache_size)
             .field("db_pool_size", &self.db_pool_size)
+            .field("public_client_id", &self.public_client_id)
+            .field("client_secret_grace", &self.client_secret_grace)
             .finish()
     }
 }
@@ -208,6 +216,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub token_cache_size: usize,
     pub db_pool_size: u32,
+    pub public_client_id: String,
+    pub client_secret_grace: Duration,
 }
 
 /// A setting that cannot be used; the message names it.
@@ -282,10 +292,30 @@ impl Settings {
             trusted_proxies: parse_trusted_proxies(&args.trusted_proxies)?,
             token_cache_size: parse_in_range("TOKEN_CACHE_SIZE", &args.token_cache_size, 0..=1_000_000)? as usize,
             db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
+            public_client_id: parse_client_id("PUBLIC_CLIENT_ID", args.public_client_id)?,
+            client_secret_grace: parse_ttl(
+                "CLIENT_SECRET_GRACE",
+                &args.client_secret_grace,
+                Duration::ZERO,
+                MAX_ROTATION_INTERVAL,
+            )?,
             database,
             master_key,
         })
     }
+}
+
+/// A client id: 1–100 characters of `A-Z a-z 0-9 . _ ~ -`, and not a UUID (a UUID `sub` names
+/// a user).
+pub fn parse_client_id(setting: &'static str, id: String) -> Result<String, ConfigError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_~".contains(c);
+    if id.is_empty() || id.len() > 100 || !id.chars().all(allowed) {
+        return Err(invalid(setting, "expected 1–100 characters of A-Z a-z 0-9 . _ ~ -"));
+    }
+    if uuid::Uuid::parse_str(&id).is_ok() {
+        return Err(invalid(setting, "a client id must not look like a UUID (user ids are UUIDs)"));
+    }
+    Ok(id)
 }
 
 fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {

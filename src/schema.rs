@@ -15,6 +15,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    clients (client_id) {
+        client_id -> Text,
+        name -> Text,
+        confidential -> Bool,
+        secret_hash -> Nullable<Text>,
+        previous_secret_hash -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        grant_types -> Text,
+        scope -> Text,
+        created_at -> Timestamp,
+        disabled -> Bool,
+    }
+}
+
+diesel::table! {
     login_throttle (key) {
         key -> Text,
         failures -> Integer,
@@ -55,6 +70,8 @@ diesel::table! {
         created_at -> Timestamp,
         expires_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        client_id -> Text,
+        scope -> Text,
     }
 }
 
@@ -97,6 +114,7 @@ diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     authors,
+    clients,
     login_throttle,
     refresh_tokens,
     revoked_tokens,

@@ -42,6 +42,8 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("invalid ADMIN_NAME/ADMIN_PASSWORD: {0}")]
     InitialAdmin(String),
+    #[error("cannot register the built-in client (PUBLIC_CLIENT_ID): {0}")]
+    BuiltinClient(String),
     #[error("cannot create the initial admin: {0}")]
     CreateAdmin(crate::service::users::UserError),
     #[error("invalid ACCESS_TOKEN_TTL or KEY_ROTATION_INTERVAL: out of range")]
@@ -150,9 +152,12 @@ impl Application {
             verifier,
             refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
             login_throttle: settings.login_throttle,
+            public_client_id: settings.public_client_id.clone(),
+            client_secret_grace: to_chrono(settings.client_secret_grace)?,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             pool: pool.clone(),
         });
+        ensure_builtin_client(&services).await?;
         if let Some((name, password)) = initial_admin {
             ensure_admin(&services, name, password).await?;
         }
@@ -231,6 +236,16 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Registers the built-in public client (PUBLIC_CLIENT_ID) unless it exists.
+async fn ensure_builtin_client(services: &Services) -> Result<(), StartupError> {
+    let (client_id, now) = (services.public_client_id.clone(), services.clock.now().naive_utc());
+    services
+        .db
+        .write(move |conn| crate::service::clients::ensure_builtin(conn, &client_id, now))
+        .await
+        .map_err(|e| StartupError::BuiltinClient(e.to_string()))
 }
 
 /// ADMIN_NAME and ADMIN_PASSWORD, checked like any registration.

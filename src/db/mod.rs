@@ -6,6 +6,7 @@
 //! backend slots in here (e.g. as a diesel `MultiConnection`) without touching handlers.
 
 pub mod authors;
+pub mod clients;
 pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;

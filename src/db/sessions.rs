@@ -26,6 +26,19 @@ pub struct SessionRow {
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
     pub revoked_at: Option<NaiveDateTime>,
+    /// The OAuth client that started the session; only it may refresh.
+    pub client_id: String,
+    /// The scope granted at login (space-separated), carried by every token of the session.
+    pub scope: String,
+}
+
+/// The session a login starts: its id, its client and the scope granted.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    pub user_id: i32,
+    pub client_id: &'a str,
+    pub scope: &'a str,
 }
 
 /// Where a refresh token stands at a given moment.
@@ -63,12 +76,12 @@ pub type RefreshTokenRecord = (RefreshTokenRow, SessionRow, User);
 /// made during the check is not lost.
 pub fn start_session(
     conn: &mut DbConn,
-    session_id: &str,
-    user_id: i32,
+    session: &NewSession<'_>,
     token_hash: &str,
     now: NaiveDateTime,
     expires_at: NaiveDateTime,
 ) -> QueryResult<Option<User>> {
+    let (session_id, user_id) = (session.id, session.user_id);
     super::write_transaction(conn, |conn| {
         // PostgreSQL: FOR SHARE makes a concurrent role change or deletion wait for this login
         // (or this login wait for it), so its session is always seen by the change's sweep.
@@ -87,6 +100,8 @@ pub fn start_session(
                 sessions::user_id.eq(user_id),
                 sessions::created_at.eq(now),
                 sessions::expires_at.eq(expires_at),
+                sessions::client_id.eq(session.client_id),
+                sessions::scope.eq(session.scope),
             ))
             .execute(conn)?;
         insert_refresh_token(conn, token_hash, session_id, now, expires_at)?;
@@ -155,16 +170,19 @@ fn find_refresh_token_locked(conn: &mut DbConn, token_hash: &str) -> QueryResult
 #[derive(Debug)]
 pub enum Refresh {
     /// Spent; `new_hash` now stands in its place. Issue tokens for this user and session.
-    Rotated { user: User, session_id: String },
+    Rotated { user: User, session: SessionRow },
     /// Already spent before: someone replayed it. The caller revokes the session.
     Reused { session_id: String },
-    /// Unknown, expired, or of a revoked session (or a deleted user).
+    /// Unknown, expired, of a revoked session (or a deleted user), or presented by a client
+    /// other than the session's.
     Invalid,
 }
 
-/// Spends refresh token `token_hash` and stores `new_hash` in the same session, atomically.
+/// Spends refresh token `token_hash`, presented by client `client_id`, and stores `new_hash` in
+/// the same session, atomically. Only the session's own client may refresh it.
 pub fn rotate_refresh_token(
     conn: &mut DbConn,
+    client_id: &str,
     token_hash: &str,
     new_hash: &str,
     now: NaiveDateTime,
@@ -174,6 +192,9 @@ pub fn rotate_refresh_token(
         let Some((token, session, user)) = find_refresh_token_locked(conn, token_hash)? else {
             return Ok(Refresh::Invalid);
         };
+        if session.client_id != client_id {
+            return Ok(Refresh::Invalid);
+        }
         match token.state(&session, now) {
             RefreshTokenState::Usable => {}
             RefreshTokenState::Spent => return Ok(Refresh::Reused { session_id: session.id }),
@@ -187,7 +208,7 @@ pub fn rotate_refresh_token(
         }
         insert_refresh_token(conn, new_hash, &session.id, now, new_expires_at)?;
         diesel::update(sessions::table.find(&session.id)).set(sessions::expires_at.eq(new_expires_at)).execute(conn)?;
-        Ok(Refresh::Rotated { user, session_id: session.id })
+        Ok(Refresh::Rotated { user, session })
     })
 }
 
@@ -204,6 +225,16 @@ pub fn revoke_session(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -
 pub fn revoke_user_sessions(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<String>> {
     let user_sessions = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
     super::on_backend!(conn, |conn| diesel::update(user_sessions)
+        .set(sessions::revoked_at.eq(now))
+        .returning(sessions::id)
+        .get_results(conn))
+}
+
+/// Revokes every session started by client `client_id`; returns their ids.
+pub fn revoke_client_sessions(conn: &mut DbConn, client_id: &str, now: NaiveDateTime) -> QueryResult<Vec<String>> {
+    let client_sessions =
+        sessions::table.filter(sessions::client_id.eq(client_id)).filter(sessions::revoked_at.is_null());
+    super::on_backend!(conn, |conn| diesel::update(client_sessions)
         .set(sessions::revoked_at.eq(now))
         .returning(sessions::id)
         .get_results(conn))

@@ -69,7 +69,7 @@ pub async fn list_keys(services: Data<Services>, _: AdminUser) -> HttpResponse {
 )]
 pub async fn rotate(services: Data<Services>, AdminUser(admin): AdminUser) -> Result<HttpResponse, AppError> {
     let kid = keys::rotate_now(&services).await?;
-    log::info!("key rotation by admin {} ({}): {kid} now signs", admin.name, admin.sub);
+    log::info!("key rotation by admin {}: {kid} now signs", admin.sub);
     Ok(HttpResponse::Ok().json(Rotated { kid }))
 }
 
@@ -89,6 +89,6 @@ pub async fn delete_key(
     kid: Path<String>,
 ) -> Result<HttpResponse, AppError> {
     keys::delete_now(&services, &kid).await?;
-    log::warn!("key {kid} deleted by admin {} ({}); its tokens are no longer accepted", admin.name, admin.sub);
+    log::warn!("key {kid} deleted by admin {}; its tokens are no longer accepted", admin.sub);
     Ok(HttpResponse::NoContent().finish())
 }

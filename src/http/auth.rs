@@ -3,7 +3,7 @@
 use super::errors::{AppError, BodyErrors, DatabaseErrors, ErrorBody, InvalidValuesError, TokenErrors, Unauthorized};
 use super::extract::{AuthenticatedUser, ClientAddr, FormOrJson, JsonBody};
 use crate::domain::{Password, UserName};
-use crate::service::sessions::{self, TokenPair};
+use crate::service::sessions::{self, SessionClient, TokenPair};
 use crate::service::{Services, users};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::web::{Data, Payload, Query};
@@ -50,28 +50,40 @@ pub async fn register(
     Ok(HttpResponse::Created().json(Registered { public_id: user.public_id, name: user.name, admin: user.admin }))
 }
 
+/// A token response (RFC 6749 §5.1).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: i64,
-    refresh_token: String,
-    /// The seed's name for the access token, kept for its clients.
-    token: String,
+    /// Absent for a client-credentials grant (RFC 6749 §4.4.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    /// The granted scopes, space-separated (RFC 6749 §5.1).
+    scope: String,
+    /// The seed's name for the access token, kept for its clients (`/login`, `/token/refresh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
-/// The token pair response (RFC 6749 §5.1): never cached.
-fn token_response(pair: TokenPair) -> HttpResponse {
+/// The token response (RFC 6749 §5.1): never cached. `seed_fields` adds the seed's `token`.
+pub(super) fn token_response(pair: TokenPair, seed_fields: bool) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(TokenResponse {
             expires_in: pair.claims.exp - pair.claims.iat,
-            token: pair.access_token.clone(),
+            token: seed_fields.then(|| pair.access_token.clone()),
             access_token: pair.access_token,
             token_type: "Bearer",
             refresh_token: pair.refresh_token,
+            scope: pair.claims.scope,
         })
+}
+
+/// The built-in public client, for the seed's endpoints.
+fn builtin_client(services: &Services) -> SessionClient {
+    SessionClient { client_id: services.public_client_id.clone(), scope: String::new() }
 }
 
 /// `POST /login` with HTTP Basic (RFC 7617) or a JSON body → 200 with an access token and a
@@ -99,8 +111,8 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
 ) -> Result<HttpResponse, AppError> {
     let Credentials { name, password } = read_credentials(&req, payload).await?;
-    let pair = sessions::login(&services, &name, &password, client).await?;
-    Ok(token_response(pair))
+    let pair = sessions::login(&services, &name, &password, client, builtin_client(&services)).await?;
+    Ok(token_response(pair, true))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -118,7 +130,7 @@ pub struct RefreshRequest {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "a new token pair", body = TokenResponse),
-        (status = 401, description = "invalid, expired, spent or revoked refresh token", body = ErrorBody),
+        (status = 400, description = "`invalid_grant`: an invalid, expired, spent or revoked refresh token", body = ErrorBody),
         BodyErrors,
         DatabaseErrors,
     )
@@ -127,8 +139,8 @@ pub async fn refresh(
     services: Data<Services>,
     FormOrJson(body): FormOrJson<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let pair = sessions::refresh(&services, &body.refresh_token).await?;
-    Ok(token_response(pair))
+    let pair = sessions::refresh(&services, &services.public_client_id, &body.refresh_token, None).await?;
+    Ok(token_response(pair, true))
 }
 
 /// Basic credentials if an `Authorization: Basic` header is present, else the JSON body.

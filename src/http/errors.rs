@@ -8,8 +8,10 @@ use crate::domain::InvalidValue;
 use crate::key_schedule::RotationRefused;
 use crate::service::Failure;
 use crate::service::authors::AuthorError;
+use crate::service::clients::ClientError;
 use crate::service::keys::RingChangeError;
-use crate::service::sessions::{LoginError, RefreshError};
+use crate::service::oauth::OAuthError;
+use crate::service::sessions::{LoginError, LogoutError, RefreshError};
 use crate::service::users::UserError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -34,8 +36,8 @@ pub enum Unauthorized {
     MissingToken,
     /// A token was sent and is not acceptable.
     InvalidToken,
-    /// A refresh token that is unknown, expired, spent or revoked.
-    InvalidGrant,
+    /// OAuth client authentication failed (RFC 6749 §5.2 `invalid_client`).
+    InvalidClient,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,9 @@ pub enum AppError {
     Unauthorized(Unauthorized),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403 for a token or client that lacks a scope the operation needs (RFC 6750 §3.1).
+    #[error("{0}")]
+    InsufficientScope(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
     #[error("{message}")]
@@ -69,18 +74,22 @@ pub enum AppError {
     Internal(String),
 }
 
-/// The body of every error response (API.md "Errors"), and its OpenAPI schema.
+/// The body of every error response (API.md "Errors"; RFC 6749 §5.2 for OAuth errors), and
+/// its OpenAPI schema. `error_description` and `message` hold the same text: OAuth clients read
+/// the first, the seed's clients the second, so one envelope serves both.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// snake_case code, e.g. `invalid_token`.
+    /// snake_case code, e.g. `invalid_token`, `invalid_grant`.
     pub error: String,
-    /// For humans.
+    /// For humans (RFC 6749 §5.2).
+    pub error_description: String,
+    /// For humans (the same text).
     pub message: String,
 }
 
 impl ErrorBody {
     fn new(error: &str, message: String) -> Self {
-        Self { error: error.to_string(), message }
+        Self { error: error.to_string(), error_description: message.clone(), message }
     }
 }
 
@@ -107,7 +116,8 @@ impl AppError {
             Self::Unauthorized(Unauthorized::InvalidCredentials) => "invalid_credentials",
             Self::Unauthorized(Unauthorized::MissingToken) => "missing_token",
             Self::Unauthorized(Unauthorized::InvalidToken) => "invalid_token",
-            Self::Unauthorized(Unauthorized::InvalidGrant) => "invalid_grant",
+            Self::Unauthorized(Unauthorized::InvalidClient) => "invalid_client",
+            Self::InsufficientScope(_) => "insufficient_scope",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::TooManyRequests { .. } => "too_many_attempts",
@@ -126,8 +136,8 @@ impl AppError {
                 "an access token is required (Authorization: Bearer)".into()
             }
             Self::Unauthorized(Unauthorized::InvalidToken) => "the access token is invalid, expired or revoked".into(),
-            Self::Unauthorized(Unauthorized::InvalidGrant) => {
-                "the refresh token is invalid, expired, already used or revoked; log in again".into()
+            Self::Unauthorized(Unauthorized::InvalidClient) => {
+                "client authentication failed (unknown client, wrong or missing secret, or disabled)".into()
             }
             Self::Unavailable(_) => "the service is temporarily unavailable; try again".into(),
             Self::Internal(_) => "internal error".into(),
@@ -141,7 +151,7 @@ impl ResponseError for AppError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::TooSoon { .. } => StatusCode::CONFLICT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -175,11 +185,9 @@ impl ResponseError for AppError {
 
 fn challenge(kind: Unauthorized) -> String {
     match kind {
-        Unauthorized::InvalidCredentials => format!("Basic realm=\"{REALM}\""),
+        Unauthorized::InvalidCredentials | Unauthorized::InvalidClient => format!("Basic realm=\"{REALM}\""),
         Unauthorized::MissingToken => format!("Bearer realm=\"{REALM}\""),
-        Unauthorized::InvalidToken | Unauthorized::InvalidGrant => {
-            format!("Bearer realm=\"{REALM}\", error=\"invalid_token\"")
-        }
+        Unauthorized::InvalidToken => format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
     }
 }
 
@@ -205,11 +213,61 @@ impl From<LoginError> for AppError {
     }
 }
 
+/// The invalid_grant answer (RFC 6749 §5.2): what OAuth clients take as "log in again".
+fn invalid_grant(message: &str) -> AppError {
+    AppError::bad_request("invalid_grant", message)
+}
+
 impl From<RefreshError> for AppError {
     fn from(error: RefreshError) -> Self {
         match error {
-            RefreshError::InvalidGrant => Self::Unauthorized(Unauthorized::InvalidGrant),
+            RefreshError::InvalidGrant => {
+                invalid_grant("the refresh token is invalid, expired, already used or revoked; log in again")
+            }
+            RefreshError::InvalidScope => Self::bad_request("invalid_scope", error.to_string()),
             RefreshError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<OAuthError> for AppError {
+    fn from(error: OAuthError) -> Self {
+        match error {
+            OAuthError::InvalidClient => Self::Unauthorized(Unauthorized::InvalidClient),
+            OAuthError::InvalidGrant => invalid_grant(
+                "wrong username or password, or a refresh token that is invalid, expired, spent or revoked",
+            ),
+            OAuthError::UnauthorizedClient => Self::bad_request("unauthorized_client", error.to_string()),
+            OAuthError::InvalidScope => Self::bad_request("invalid_scope", error.to_string()),
+            OAuthError::Throttled { retry_after } => {
+                Self::TooManyRequests { retry_after_secs: whole_seconds_up(retry_after) }
+            }
+            OAuthError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<LogoutError> for AppError {
+    fn from(error: LogoutError) -> Self {
+        match error {
+            LogoutError::NotAUser => Self::Forbidden("a service token has no user to log out everywhere"),
+            LogoutError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<ClientError> for AppError {
+    fn from(error: ClientError) -> Self {
+        match error {
+            ClientError::NotFound => Self::NotFound("no such client"),
+            ClientError::InvalidMetadata(message) => {
+                Self::Unprocessable(InvalidValue { code: "invalid_client_metadata", message })
+            }
+            ClientError::BuiltIn => {
+                Self::Conflict { code: "builtin_client", message: "the built-in client cannot be deleted" }
+            }
+            ClientError::Public => Self::Conflict { code: "public_client", message: "a public client has no secret" },
+            ClientError::Failure(failure) => failure.into(),
         }
     }
 }
@@ -220,6 +278,7 @@ impl From<UserError> for AppError {
             UserError::NotFound => Self::NotFound("no such user"),
             UserError::NameTaken => Self::conflict(UniqueField::UserName),
             UserError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
+            UserError::NotAUser => Self::Forbidden("a service token cannot act as a user"),
             UserError::Failure(failure) => failure.into(),
         }
     }
@@ -231,6 +290,7 @@ impl From<AuthorError> for AppError {
             AuthorError::NotFound => Self::NotFound("no such author"),
             AuthorError::NotAllowed => Self::Forbidden("only the creator or an admin may change this author"),
             AuthorError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
+            AuthorError::NotAUser => Self::Forbidden("a service token cannot act as a user"),
             AuthorError::Taken(field) => Self::conflict(field),
             AuthorError::Failure(failure) => failure.into(),
         }

@@ -1,12 +1,15 @@
 //! Extractors: a strict JSON body, the authenticated caller, the client's address.
 
 use super::errors::{AppError, Unauthorized};
+use crate::service::clients::ClientCredentials;
 use crate::service::{Services, sessions};
 use crate::tokens::AccessClaims;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::web::{BytesMut, Data};
 use actix_web::{FromRequest, HttpRequest};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::StreamExt as _;
 use futures_util::future::{LocalBoxFuture, Ready, ready};
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -62,6 +65,89 @@ impl<T: DeserializeOwned + 'static> FromRequest for FormOrJson<T> {
                 .map(FormOrJson)
                 .map_err(|e| AppError::bad_request("invalid_body", format!("the form does not fit this request: {e}")))
         })
+    }
+}
+
+/// The parameters of an `application/x-www-form-urlencoded` body, as OAuth endpoints take them
+/// (RFC 6749 §3.2): any other content type, or a parameter given twice (§3.2: "MUST NOT be
+/// included more than once"), is a 400 `invalid_request`.
+#[derive(Debug)]
+pub struct FormParams(pub Vec<(String, String)>);
+
+impl FormParams {
+    /// The value of parameter `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+}
+
+impl FromRequest for FormParams {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_form = has_content_type(req, "application/x-www-form-urlencoded");
+        let body = read_body(req, payload);
+        Box::pin(async move {
+            if !is_form {
+                return Err(AppError::bad_request(
+                    "invalid_request",
+                    "send the parameters as application/x-www-form-urlencoded (RFC 6749 §3.2)",
+                ));
+            }
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body.await?)
+                .map_err(|_| AppError::bad_request("invalid_request", "the form cannot be read"))?;
+            let mut seen = HashSet::new();
+            if let Some((name, _)) = pairs.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+                return Err(AppError::bad_request("invalid_request", format!("parameter `{name}` is given twice")));
+            }
+            Ok(FormParams(pairs))
+        })
+    }
+}
+
+/// Client credentials sent with HTTP Basic (RFC 6749 §2.3.1 `client_secret_basic`): the
+/// client id and secret are form-urlencoded, then joined by `:`. `None` without a Basic
+/// header; a Basic header that cannot be read is a failed client authentication.
+pub fn basic_client_credentials(req: &HttpRequest) -> Result<Option<ClientCredentials>, AppError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
+    let invalid = || AppError::Unauthorized(Unauthorized::InvalidClient);
+    let value = value.to_str().map_err(|_| invalid())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else { return Ok(None) };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = BASE64.decode(encoded.trim()).map_err(|_| invalid())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(invalid)?;
+    let form_decode = |part: &str| -> Result<String, AppError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("v={part}")).map_err(|_| invalid())?;
+        Ok(pairs.into_iter().next().map(|(_, value)| value).unwrap_or_default())
+    };
+    Ok(Some(ClientCredentials { client_id: form_decode(id)?, secret: Some(form_decode(secret)?) }))
+}
+
+/// The client a request identifies (RFC 6749 §2.3.1): HTTP Basic, or `client_id` (with
+/// `client_secret` for a confidential client) among the form parameters — never both.
+pub fn client_credentials(
+    req: &HttpRequest,
+    client_id: Option<&str>,
+    client_secret: Option<&str>,
+) -> Result<Option<ClientCredentials>, AppError> {
+    match (basic_client_credentials(req)?, client_id) {
+        (Some(_), Some(_)) | (Some(_), None) if client_secret.is_some() => Err(AppError::bad_request(
+            "invalid_request",
+            "use one client authentication method: HTTP Basic or client_secret in the body",
+        )),
+        (Some(basic), None) => Ok(Some(basic)),
+        (Some(basic), Some(id)) if id == basic.client_id => Ok(Some(basic)),
+        (Some(_), Some(_)) => {
+            Err(AppError::bad_request("invalid_request", "client_id differs from the HTTP Basic client"))
+        }
+        (None, Some(id)) => {
+            Ok(Some(ClientCredentials { client_id: id.to_string(), secret: client_secret.map(str::to_string) }))
+        }
+        (None, None) => Ok(None),
     }
 }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod auth;
 mod authors;
+mod clients;
 pub mod errors;
 pub mod extract;
 mod oauth;
@@ -13,6 +14,7 @@ mod users;
 mod verify;
 mod well_known;
 
+pub use clients::ClientView;
 pub use extract::TrustedProxies;
 pub use routes::{RouteTable, route_table};
 

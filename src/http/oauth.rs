@@ -1,47 +1,163 @@
-//! Token revocation (RFC 7009) and introspection (RFC 7662), for access and refresh tokens.
+//! The OAuth 2.0 endpoints: the token endpoint (RFC 6749 §3.2), revocation (RFC 7009) and
+//! introspection (RFC 7662), for access and refresh tokens.
 
-use super::errors::{AppError, BodyErrors, DatabaseErrors, TokenErrors};
-use super::extract::{AuthenticatedUser, FormOrJson};
+use super::auth::{TokenResponse, token_response};
+use super::errors::{AppError, BodyErrors, DatabaseErrors, ErrorBody, TokenErrors, Unauthorized};
+use super::extract::{ClientAddr, FormOrJson, FormParams, bearer_token, client_credentials};
+use crate::db::clients::ClientRow;
 use crate::service::Services;
+use crate::service::clients::{self, ClientCredentials};
+use crate::service::oauth::{self, TokenRequest};
 use crate::service::sessions::{self, PresentedToken};
-use crate::tokens::AccessClaims;
-use actix_web::HttpResponse;
-use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::web::Data;
+use actix_web::{HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-/// The request of both endpoints: `token` and an optional `token_type_hint`.
+/// The parameters of a token request (for the OpenAPI document; the handler reads the form
+/// strictly, see [`FormParams`]).
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct TokenRequest {
-    token: String,
-    token_type_hint: Option<String>,
+#[expect(dead_code, reason = "the schema of the form FormParams reads")]
+pub struct TokenForm {
+    /// `password`, `refresh_token` or `client_credentials`.
+    grant_type: String,
+    username: Option<String>,
+    password: Option<String>,
+    refresh_token: Option<String>,
+    /// Space-separated scopes; omitted: every scope the client (or session) has.
+    scope: Option<String>,
+    /// `client_secret_post` and `none`; or use HTTP Basic (`client_secret_basic`).
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }
 
-impl TokenRequest {
+/// `POST /oauth/token` (RFC 6749 §3.2): the password, refresh_token and client_credentials
+/// grants, for a client authenticated with HTTP Basic, `client_secret_post`, or `none`.
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    operation_id = "oauth_token",
+    tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("basic" = [])),
+    responses(
+        (status = 200, description = "tokens (RFC 6749 §5.1)", body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2: invalid_request, invalid_grant, unauthorized_client, unsupported_grant_type, invalid_scope", body = ErrorBody),
+        (status = 401, description = "invalid_client (WWW-Authenticate: Basic)", body = ErrorBody),
+        (status = 413, description = "body over 64 KiB", body = ErrorBody),
+        (status = 429, description = "too many failed logins (Retry-After)", body = ErrorBody),
+        DatabaseErrors,
+    )
+)]
+pub async fn token(
+    req: HttpRequest,
+    services: Data<Services>,
+    ClientAddr(address): ClientAddr,
+    form: FormParams,
+) -> Result<HttpResponse, AppError> {
+    let request = token_request(&form)?;
+    let credentials = client_credentials(&req, form.get("client_id"), form.get("client_secret"))?
+        .ok_or(AppError::Unauthorized(Unauthorized::InvalidClient))?;
+    let pair = oauth::token(&services, credentials, request, address).await?;
+    Ok(token_response(pair, false))
+}
+
+/// The grant a token request asks for, with its required parameters (RFC 6749 §4.3.2, §6,
+/// §4.4.2).
+fn token_request(form: &FormParams) -> Result<TokenRequest, AppError> {
+    let required = |name: &'static str| {
+        form.get(name)
+            .map(str::to_string)
+            .ok_or_else(|| AppError::bad_request("invalid_request", format!("the `{name}` parameter is required")))
+    };
+    let scope = form.get("scope").map(str::to_string);
+    match required("grant_type")?.as_str() {
+        "password" => {
+            Ok(TokenRequest::Password { username: required("username")?, password: required("password")?, scope })
+        }
+        "refresh_token" => Ok(TokenRequest::RefreshToken { refresh_token: required("refresh_token")?, scope }),
+        "client_credentials" => Ok(TokenRequest::ClientCredentials { scope }),
+        _ => Err(AppError::bad_request(
+            "unsupported_grant_type",
+            "supported: password, refresh_token, client_credentials",
+        )),
+    }
+}
+
+/// The request of revocation and introspection: `token`, an optional `token_type_hint`, and,
+/// for `client_secret_post`, the client's credentials.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TokenRequestBody {
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl TokenRequestBody {
     fn refresh_first(&self) -> bool {
         self.token_type_hint.as_deref() == Some("refresh_token")
     }
 }
 
-/// `POST /revoke` (RFC 7009). Holding a token is the authority to revoke it. Always 200 for a
-/// well-formed request: unknown, invalid or expired tokens need no revoking (§2.2).
+/// Who calls revocation or introspection.
+enum Caller {
+    /// A valid Bearer access token.
+    Token,
+    /// An authenticated client (RFC 7009 §2.1, RFC 7662 §2.1).
+    Client(ClientRow),
+    Anonymous,
+}
+
+/// The caller of revocation or introspection: a client authenticated with HTTP Basic,
+/// `client_secret_post` or (a public client, for revocation) `none` — wrong credentials: 401
+/// `invalid_client` — else a Bearer token (an invalid one: 401), else nobody.
+async fn caller(req: &HttpRequest, services: &Services, body: &TokenRequestBody) -> Result<Caller, AppError> {
+    let credentials = client_credentials(req, body.client_id.as_deref(), body.client_secret.as_deref())?;
+    if let Some(credentials) = credentials {
+        return authenticated_client(services, credentials).await.map(Caller::Client);
+    }
+    match bearer_token(req) {
+        Ok(token) => sessions::authenticate(services, token)
+            .map(|_| Caller::Token)
+            .map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken)),
+        Err(AppError::Unauthorized(Unauthorized::MissingToken)) => Ok(Caller::Anonymous),
+        Err(error) => Err(error),
+    }
+}
+
+/// The client these credentials prove; anything else is `invalid_client`.
+async fn authenticated_client(services: &Services, credentials: ClientCredentials) -> Result<ClientRow, AppError> {
+    clients::authenticate(services, credentials).await?.ok_or(AppError::Unauthorized(Unauthorized::InvalidClient))
+}
+
+/// `POST /revoke` (RFC 7009). Holding a token is the authority to revoke it; a client that
+/// authenticates revokes only tokens issued to it (others are left alone, and not disclosed).
+/// Always 200 for a well-formed request: unknown, invalid or expired tokens need no revoking
+/// (§2.2).
 #[utoipa::path(
     post,
     path = "/revoke",
     operation_id = "revoke_token",
-    tag = "tokens",
-    request_body = TokenRequest,
+    tag = "oauth",
+    request_body = TokenRequestBody,
     responses(
         (status = 200, description = "revoked (or nothing to revoke)"),
+        (status = 401, description = "invalid_client, or an invalid Bearer token", body = ErrorBody),
         BodyErrors,
         DatabaseErrors,
     )
 )]
 pub async fn revoke(
+    req: HttpRequest,
     services: Data<Services>,
-    FormOrJson(request): FormOrJson<TokenRequest>,
+    FormOrJson(body): FormOrJson<TokenRequestBody>,
 ) -> Result<HttpResponse, AppError> {
-    sessions::revoke(&services, &request.token, request.refresh_first()).await?;
+    let only_client = match caller(&req, &services, &body).await? {
+        Caller::Client(client) => Some(client.client_id),
+        Caller::Token | Caller::Anonymous => None,
+    };
+    sessions::revoke(&services, &body.token, body.refresh_first(), only_client.as_deref()).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -50,9 +166,13 @@ pub async fn revoke(
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Introspection {
     active: bool,
-    /// `Bearer` for an access token (the token type of RFC 6749 §7.1).
+    /// `Bearer` for an access token, `refresh_token` for a refresh token.
     #[serde(skip_serializing_if = "Option::is_none")]
     token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -76,29 +196,32 @@ pub struct Introspection {
 }
 
 impl Introspection {
-    fn of_access_token(claims: AccessClaims) -> Self {
-        Self {
-            active: true,
-            token_type: Some("Bearer"),
-            iss: Some(claims.iss),
-            sub: Some(claims.sub.to_string()),
-            aud: Some(claims.aud),
-            username: Some(claims.name),
-            iat: Some(claims.iat),
-            nbf: Some(claims.nbf),
-            exp: Some(claims.exp),
-            jti: Some(claims.jti.to_string()),
-            sid: Some(claims.sid.to_string()),
-            groups: Some(claims.groups),
-        }
-    }
-
-    fn of(token: Option<PresentedToken>) -> Self {
+    fn of(token: Option<PresentedToken>, issuer: &str, audience: &str) -> Self {
         match token {
-            Some(PresentedToken::Access(claims)) => Self::of_access_token(claims),
+            Some(PresentedToken::Access(claims)) => Self {
+                active: true,
+                token_type: Some("Bearer"),
+                client_id: Some(claims.client_id),
+                scope: Some(claims.scope),
+                iss: Some(claims.iss),
+                sub: Some(claims.sub.to_string()),
+                aud: Some(claims.aud),
+                username: claims.name,
+                iat: Some(claims.iat),
+                nbf: Some(claims.nbf),
+                exp: Some(claims.exp),
+                jti: Some(claims.jti.to_string()),
+                sid: claims.sid.map(|sid| sid.to_string()),
+                groups: Some(claims.groups),
+            },
             Some(PresentedToken::Refresh((token, session, user))) => Self {
                 active: true,
+                token_type: Some("refresh_token"),
+                client_id: Some(session.client_id),
+                scope: Some(session.scope),
+                iss: Some(issuer.to_string()),
                 sub: Some(user.public_id),
+                aud: Some(audience.to_string()),
                 username: Some(user.name),
                 iat: Some(token.issued_at.and_utc().timestamp()),
                 exp: Some(token.expires_at.and_utc().timestamp()),
@@ -110,27 +233,43 @@ impl Introspection {
     }
 }
 
-/// `POST /introspect` (RFC 7662) for an authenticated caller: the token's metadata when it is
-/// active, else only `{"active": false}` (§2.2) — whatever the reason.
+/// `POST /introspect` (RFC 7662) for a caller with a valid access token, or a confidential
+/// client holding the `introspect` scope (§2.1): the token's metadata when it is active, else
+/// only `{"active": false}` (§2.2) — whatever the reason.
 #[utoipa::path(
     post,
     path = "/introspect",
     operation_id = "introspect_token",
-    tag = "tokens",
-    request_body = TokenRequest,
-    security(("bearer" = [])),
+    tag = "oauth",
+    request_body = TokenRequestBody,
+    security(("bearer" = []), ("basic" = [])),
     responses(
         (status = 200, description = "the token's state", body = Introspection),
+        (status = 403, description = "insufficient_scope: the client lacks the `introspect` scope", body = ErrorBody),
         BodyErrors,
         TokenErrors,
         DatabaseErrors,
     )
 )]
 pub async fn introspect(
+    req: HttpRequest,
     services: Data<Services>,
-    _caller: AuthenticatedUser,
-    FormOrJson(request): FormOrJson<TokenRequest>,
+    FormOrJson(body): FormOrJson<TokenRequestBody>,
 ) -> Result<HttpResponse, AppError> {
-    let token = sessions::identify(&services, &request.token, request.refresh_first()).await?;
-    Ok(HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::NoStore])).json(Introspection::of(token)))
+    match caller(&req, &services, &body).await? {
+        // A public client cannot keep a secret, so it cannot be trusted with other tokens' data.
+        Caller::Client(client) if !client.confidential || !clients::words(&client.scope).any(|s| s == "introspect") => {
+            return Err(AppError::InsufficientScope(
+                "introspection needs a confidential client with the `introspect` scope",
+            ));
+        }
+        Caller::Anonymous => return Err(AppError::Unauthorized(Unauthorized::MissingToken)),
+        Caller::Client(_) | Caller::Token => {}
+    }
+    let token = sessions::identify(&services, &body.token, body.refresh_first()).await?;
+    let answer = Introspection::of(token, &services.issuer.issuer, &services.issuer.audience);
+    Ok(HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(answer))
 }

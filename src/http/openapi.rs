@@ -4,7 +4,7 @@
 //! table, so neither can drift from the other.
 
 use super::errors::ErrorBody;
-use super::{admin, auth, authors, oauth, users, verify, well_known};
+use super::{admin, auth, authors, clients, oauth, users, verify, well_known};
 use actix_web::HttpResponse;
 use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
 use std::sync::OnceLock;
@@ -44,17 +44,24 @@ impl Modify for SecuritySchemes {
         authors::get,
         authors::update,
         authors::delete,
+        oauth::token,
         oauth::revoke,
         oauth::introspect,
         verify::verify,
         well_known::jwks,
         well_known::openid_configuration,
+        well_known::oauth_authorization_server,
         well_known::healthz,
         well_known::readyz,
         well_known::metrics,
         admin::list_keys,
         admin::rotate,
         admin::delete_key,
+        clients::create,
+        clients::list,
+        clients::update,
+        clients::rotate_secret,
+        clients::delete,
         document,
         docs_page,
     ),

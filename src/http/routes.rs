@@ -1,7 +1,7 @@
 //! The route table (API.md "Endpoints"), kept as data so a test can hold it against the
 //! OpenAPI document: every route documented, every documented operation routed.
 
-use super::{admin, auth, authors, oauth, openapi, users, verify, well_known};
+use super::{admin, auth, authors, clients, oauth, openapi, users, verify, well_known};
 use actix_web::http::Method;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{FromRequest, Handler, Responder, Route};
@@ -112,6 +112,7 @@ pub fn route_table() -> RouteTable {
         .post("/login", auth::login)
         .post("/logout", auth::logout)
         .post("/token/refresh", auth::refresh)
+        .post("/oauth/token", oauth::token)
         .post("/revoke", oauth::revoke)
         .post("/introspect", oauth::introspect)
         .any("/verify", verify::verify)
@@ -128,8 +129,14 @@ pub fn route_table() -> RouteTable {
         .get("/admin/keys", admin::list_keys)
         .post("/admin/keys/rotate", admin::rotate)
         .delete("/admin/keys/{kid}", admin::delete_key)
+        .get("/admin/clients", clients::list)
+        .post("/admin/clients", clients::create)
+        .patch("/admin/clients/{client_id}", clients::update)
+        .delete("/admin/clients/{client_id}", clients::delete)
+        .post("/admin/clients/{client_id}/secret", clients::rotate_secret)
         .get("/.well-known/jwks.json", well_known::jwks)
         .get("/.well-known/openid-configuration", well_known::openid_configuration)
+        .get("/.well-known/oauth-authorization-server", well_known::oauth_authorization_server)
         .get("/healthz", well_known::healthz)
         .get("/readyz", well_known::readyz)
         .get("/metrics", well_known::metrics)

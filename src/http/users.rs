@@ -100,7 +100,7 @@ pub async fn update(
     let user = users::set_admin(&services, public_id(&path)?, change.admin).await?;
     log::info!(
         "admin {} set admin={} for {} ({}); a change ends their tokens",
-        caller.name,
+        caller.sub,
         user.admin,
         user.name,
         user.public_id
@@ -131,6 +131,6 @@ pub async fn delete(
 ) -> Result<HttpResponse, AppError> {
     let subject = public_id(&path)?;
     users::delete(&services, subject).await?;
-    log::info!("admin {} deleted user {subject}", caller.name);
+    log::info!("admin {} deleted user {subject}", caller.sub);
     Ok(HttpResponse::NoContent().finish())
 }

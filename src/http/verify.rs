@@ -24,11 +24,14 @@ const NAME_ESCAPES: &AsciiSet = &CONTROLS.add(b'%');
     path = "/verify",
     operation_id = "verify_token",
     tag = "sidecar",
-    params(("group" = Option<String>, Query, description = "a group the token must carry")),
+    params(
+        ("group" = Option<String>, Query, description = "a group the token must carry (repeatable)"),
+        ("scope" = Option<String>, Query, description = "a scope the token must carry (repeatable)"),
+    ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "valid; X-Auth-User, X-Auth-Name, X-Auth-Groups headers"),
-        (status = 403, description = "the token lacks a required group", body = ErrorBody),
+        (status = 200, description = "valid; X-Auth-User, X-Auth-Name, X-Auth-Groups, X-Auth-Scope headers"),
+        (status = 403, description = "the token lacks a required group or scope", body = ErrorBody),
         TokenErrors,
     )
 )]
@@ -39,24 +42,31 @@ pub async fn verify(req: HttpRequest, services: Data<Services>) -> HttpResponse 
         Ok(claims) => claims,
         Err(error) => return error.error_response(),
     };
-    let Some(required) = required_groups(req.query_string()) else {
+    let (Some(groups), Some(scopes)) = (required(req.query_string(), "group"), required(req.query_string(), "scope"))
+    else {
         return AppError::Forbidden("the query string cannot be read").error_response();
     };
-    if !required.iter().all(|group| claims.groups.contains(group)) {
+    if !groups.iter().all(|group| claims.groups.contains(group)) {
         return AppError::Forbidden("the token lacks a required group").error_response();
     }
+    if !scopes.iter().all(|scope| claims.has_scope(scope)) {
+        return AppError::InsufficientScope("the token lacks a required scope").error_response();
+    }
+    let name = claims.name.as_deref().unwrap_or_default();
     HttpResponse::Ok()
         .insert_header(("X-Auth-User", claims.sub.to_string()))
-        .insert_header(("X-Auth-Name", utf8_percent_encode(&claims.name, NAME_ESCAPES).to_string()))
+        .insert_header(("X-Auth-Name", utf8_percent_encode(name, NAME_ESCAPES).to_string()))
         .insert_header(("X-Auth-Groups", claims.groups.join(",")))
+        .insert_header(("X-Auth-Scope", claims.scope.clone()))
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .finish()
 }
 
-/// Every `group=` value of the query string; `None` when it is not a valid query string.
-fn required_groups(query: &str) -> Option<Vec<String>> {
+/// Every value of parameter `wanted` in the query string; `None` when it is not a valid query
+/// string.
+fn required(query: &str, wanted: &str) -> Option<Vec<String>> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
-    Some(pairs.into_iter().filter(|(name, _)| name == "group").map(|(_, value)| value).collect())
+    Some(pairs.into_iter().filter(|(name, _)| name == wanted).map(|(_, value)| value).collect())
 }
 
 #[cfg(test)]
@@ -65,12 +75,12 @@ mod tests {
 
     #[test]
     fn groups_come_from_every_group_parameter() {
-        assert_eq!(required_groups(""), Some(vec![]));
-        assert_eq!(required_groups("group=admin&x=1"), Some(vec!["admin".to_string()]));
-        assert_eq!(required_groups("group=a&group=b"), Some(vec!["a".to_string(), "b".to_string()]));
-        assert_eq!(required_groups("group=%E2%9C%93"), Some(vec!["✓".to_string()]));
+        assert_eq!(required("", "group"), Some(vec![]));
+        assert_eq!(required("group=admin&x=1", "group"), Some(vec!["admin".to_string()]));
+        assert_eq!(required("group=a&group=b", "group"), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(required("group=%E2%9C%93", "group"), Some(vec!["✓".to_string()]));
         // Bytes that are not UTF-8 decode to U+FFFD, which no group is named: such a request gets 403.
-        assert_eq!(required_groups("group=%FF"), Some(vec!["\u{FFFD}".to_string()]));
+        assert_eq!(required("group=%FF", "group"), Some(vec!["\u{FFFD}".to_string()]));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `/.well-known/jwks.json`, `/healthz`, `/readyz`.
 
 use super::errors::{AppError, ErrorBody};
-use crate::service::{Services, health};
+use crate::service::{Services, clients, health};
 use crate::tokens::Jwks;
 use actix_web::http::header::{self, CacheControl, CacheDirective, ETag, EntityTag, IfNoneMatch};
 use actix_web::web::{Data, Header};
@@ -40,31 +40,56 @@ pub async fn jwks(services: Data<Services>, if_none_match: Option<Header<IfNoneM
         .body(snapshot.jwks.to_vec())
 }
 
-/// `GET /.well-known/openid-configuration`: discovery metadata (OpenID Connect Discovery 1.0
-/// §3, RFC 8414 §2) pointing verifiers at our JWKS and endpoints.
+/// The authorization server metadata (RFC 8414 §2): only what exists. No authorization
+/// endpoint, so no response types; no ID tokens, so no ID-token fields.
+fn server_metadata(services: &Services) -> serde_json::Value {
+    let issuer = services.issuer.issuer.trim_end_matches('/');
+    let client_auth = ["client_secret_basic", "client_secret_post"];
+    serde_json::json!({
+        "issuer": services.issuer.issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "grant_types_supported": clients::GRANT_TYPES,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": client_auth,
+        "scopes_supported": clients::KNOWN_SCOPES,
+        "response_types_supported": [],
+        "service_documentation": format!("{issuer}/docs"),
+    })
+}
+
+fn metadata_response(services: &Services) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
+        .json(server_metadata(services))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    operation_id = "get_oauth_authorization_server_metadata",
+    tag = "discovery",
+    responses((status = 200, description = "authorization server metadata (RFC 8414)", body = serde_json::Value))
+)]
+pub async fn oauth_authorization_server(services: Data<Services>) -> HttpResponse {
+    metadata_response(&services)
+}
+
+/// `GET /.well-known/openid-configuration`: the same metadata, where OpenID Connect Discovery
+/// clients look for it (there are no ID tokens).
 #[utoipa::path(
     get,
     path = "/.well-known/openid-configuration",
     operation_id = "get_openid_configuration",
     tag = "discovery",
-    responses((status = 200, description = "discovery metadata", body = serde_json::Value))
+    responses((status = 200, description = "the same metadata", body = serde_json::Value))
 )]
 pub async fn openid_configuration(services: Data<Services>) -> HttpResponse {
-    let issuer = services.issuer.issuer.trim_end_matches('/');
-    HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)])).json(
-        serde_json::json!({
-            "issuer": services.issuer.issuer,
-            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-            "token_endpoint": format!("{issuer}/login"),
-            "revocation_endpoint": format!("{issuer}/revoke"),
-            "introspection_endpoint": format!("{issuer}/introspect"),
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "grant_types_supported": ["password", "refresh_token"],
-            "response_types_supported": ["token"],
-            "subject_types_supported": ["public"],
-            "claims_supported": ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "name", "groups"],
-        }),
-    )
+    metadata_response(&services)
 }
 
 /// The body of `/healthz` and `/readyz`.

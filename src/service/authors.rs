@@ -16,9 +16,12 @@ pub enum AuthorError {
     NotFound,
     #[error("only the creator or an admin may change this author")]
     NotAllowed,
-    /// The token is valid but names no existing user.
-    #[error("the token's subject is not an existing user")]
+    /// The token is valid but its user no longer exists.
+    #[error("the token's user no longer exists")]
     NotACredential,
+    /// A service token: only users create and change authors.
+    #[error("a service token cannot act as a user")]
+    NotAUser,
     /// An author with that name or book exists.
     #[error("{0:?} is taken")]
     Taken(UniqueField),
@@ -41,6 +44,7 @@ impl From<UserError> for AuthorError {
     fn from(error: UserError) -> Self {
         match error {
             UserError::NotACredential | UserError::NotFound => Self::NotACredential,
+            UserError::NotAUser => Self::NotAUser,
             UserError::NameTaken => Self::Failure(Failure::Internal("a user lookup reported a taken name".into())),
             UserError::Failure(failure) => Self::Failure(failure),
         }

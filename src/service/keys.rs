@@ -50,7 +50,9 @@ pub async fn rotate_now(services: &Services) -> Result<String, RingChangeError> 
 /// Deletes key `kid` at once (a compromised key): it leaves the JWKS and every token it signed
 /// is refused.
 pub async fn delete_now(services: &Services, kid: &str) -> Result<(), RingChangeError> {
-    Ok(services.key_ring.delete(kid).await?)
+    services.key_ring.delete(kid).await?;
+    services.metrics.revocations.with_label_values(&["key"]).inc();
+    Ok(())
 }
 
 /// Why a key operation failed. The messages are what the `keys` commands print.

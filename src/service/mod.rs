@@ -4,8 +4,10 @@
 //! results and errors to responses. Nothing here knows HTTP.
 
 pub mod authors;
+pub mod clients;
 pub mod health;
 pub mod keys;
+pub mod oauth;
 pub mod revocation;
 pub mod sessions;
 pub mod throttle;
@@ -34,6 +36,10 @@ pub struct Services {
     pub verifier: TokenVerifier,
     pub refresh_token_ttl: chrono::Duration,
     pub login_throttle: LoginThrottle,
+    /// The built-in public client `/login` and `/token/refresh` issue tokens for.
+    pub public_client_id: String,
+    /// How long a client's previous secret keeps working after a rotation.
+    pub client_secret_grace: chrono::Duration,
     pub metrics: Arc<Metrics>,
     /// For the pool gauges of `/metrics`.
     pub pool: DbPool,

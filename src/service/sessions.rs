@@ -4,27 +4,34 @@
 //! A *session* is one login: its chain of refresh tokens (each spent when exchanged) and every
 //! access token issued from them, whose `sid` claim is the session id.
 
+use super::clients::grant_scope;
 use super::revocation::{self, TokenScope};
 use super::throttle::{self, AttemptKeys};
 use super::{Failure, Services, failures_pass_through};
-use crate::db::sessions::{self, Refresh, RefreshTokenRecord, RefreshTokenState};
+use crate::db::sessions::{self, NewSession, Refresh, RefreshTokenRecord, RefreshTokenState};
 use crate::db::users::{self, User};
 use crate::domain::{InvalidValue, Password, UserName, name_key};
 use crate::tokens::{
-    ADMIN_GROUP, AccessClaims, MAX_REFRESH_TOKEN_LEN, Subject, TokenRejection, generate_refresh_token,
-    hash_refresh_token,
+    ADMIN_GROUP, AccessClaims, Grant, MAX_SECRET_LEN, Subject, TokenRejection, generate_secret, hash_secret,
 };
 use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// What a login or a refresh hands out.
+/// What a login, a refresh or a client-credentials grant hands out.
 #[derive(Debug)]
 pub struct TokenPair {
     pub access_token: String,
     pub claims: AccessClaims,
-    /// Given to the client once; only its hash is stored.
-    pub refresh_token: String,
+    /// Given to the client once; only its hash is stored. None for service tokens.
+    pub refresh_token: Option<String>,
+}
+
+/// The client a session is started for, and the scope granted to it.
+#[derive(Debug, Clone)]
+pub struct SessionClient {
+    pub client_id: String,
+    pub scope: String,
 }
 
 /// Why a login did not succeed.
@@ -56,6 +63,9 @@ pub enum RefreshError {
     /// `invalid_grant`).
     #[error("invalid refresh token")]
     InvalidGrant,
+    /// A scope the session was not granted (RFC 6749 §6).
+    #[error("scope not granted to this session")]
+    InvalidScope,
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -70,9 +80,15 @@ impl From<diesel::result::Error> for RefreshError {
 /// The stand-in lookup key of a name no user can have.
 const IMPOSSIBLE_NAME: &str = "<impossible name>";
 
-/// Logs `name` in with `password` from `client`: checks the throttle, the credentials, then
-/// starts a session and issues its first token pair.
-pub async fn login(services: &Services, name: &str, password: &str, client: IpAddr) -> Result<TokenPair, LoginError> {
+/// Logs `name` in with `password` from address `client`, for OAuth client `session_client`:
+/// checks the throttle, the credentials, then starts a session and issues its first pair.
+pub async fn login(
+    services: &Services,
+    name: &str,
+    password: &str,
+    client: IpAddr,
+    session_client: SessionClient,
+) -> Result<TokenPair, LoginError> {
     if password.len() > Password::MAX_BYTES {
         // bcrypt would ignore the bytes past 72; such a password never matches, say so instead.
         Password::check_length(password)?;
@@ -92,7 +108,7 @@ pub async fn login(services: &Services, name: &str, password: &str, client: IpAd
     };
     services.db.write(move |conn| throttle::succeeded(conn, &attempt)).await?;
     // A user deleted during the password check has no session to start.
-    start_session(services, user.id).await?.ok_or(LoginError::InvalidCredentials)
+    start_session(services, user.id, session_client).await?.ok_or(LoginError::InvalidCredentials)
 }
 
 /// The lookup key of a name as typed at login; `None` for a name no user can have (control
@@ -121,50 +137,110 @@ async fn validate_credentials(
 /// Starts a session for user `user_id` and issues its first pair; `None` if the user was
 /// deleted meanwhile. Tokens are issued from the user as they are once the session exists, so
 /// a role change made during the password check is not missed.
-async fn start_session(services: &Services, user_id: i32) -> Result<Option<TokenPair>, Failure> {
+async fn start_session(services: &Services, user_id: i32, client: SessionClient) -> Result<Option<TokenPair>, Failure> {
     let sid = Uuid::new_v4();
-    let refresh = generate_refresh_token();
+    let refresh = generate_secret();
     let now = services.clock.now();
-    let (session_id, hash) = (sid.to_string(), refresh.hash.clone());
+    let hash = refresh.hash.clone();
     let expires_at = (now + services.refresh_token_ttl).naive_utc();
+    let stored_client = client.clone();
     let user = services
         .db
-        .write(move |conn| sessions::start_session(conn, &session_id, user_id, &hash, now.naive_utc(), expires_at))
+        .write(move |conn| {
+            let session = NewSession {
+                id: &sid.to_string(),
+                user_id,
+                client_id: &stored_client.client_id,
+                scope: &stored_client.scope,
+            };
+            sessions::start_session(conn, &session, &hash, now.naive_utc(), expires_at)
+        })
         .await?;
     let Some(user) = user else { return Ok(None) };
-    let pair = issue_pair(services, &user, sid, refresh.token)?;
+    let pair = issue_pair(services, &user, sid, client, refresh.value)?;
     services.metrics.tokens_issued.with_label_values(&["password"]).inc();
     Ok(Some(pair))
 }
 
-/// An access token for `user` in session `sid`, paired with `refresh_token`.
-fn issue_pair(services: &Services, user: &User, sid: Uuid, refresh_token: String) -> Result<TokenPair, Failure> {
+/// An access token for `user` in session `sid` of `client`, paired with `refresh_token`.
+fn issue_pair(
+    services: &Services,
+    user: &User,
+    sid: Uuid,
+    client: SessionClient,
+    refresh_token: String,
+) -> Result<TokenPair, Failure> {
     let sub: Subject = user.public_id.parse().map_err(|e| Failure::Internal(format!("stored public_id: {e}")))?;
-    let groups = if user.admin { vec![ADMIN_GROUP.to_string()] } else { Vec::new() };
-    let now = services.clock.now().timestamp();
-    let (access_token, claims) = services.issuer.issue(sub, &user.name, groups, sid, now)?;
-    Ok(TokenPair { access_token, claims, refresh_token })
+    let grant = Grant {
+        sub,
+        client_id: client.client_id,
+        scope: client.scope,
+        sid: Some(sid),
+        name: Some(user.name.clone()),
+        groups: if user.admin { vec![ADMIN_GROUP.to_string()] } else { Vec::new() },
+    };
+    let (access_token, claims) = services.issuer.issue(grant, services.clock.now().timestamp())?;
+    Ok(TokenPair { access_token, claims, refresh_token: Some(refresh_token) })
 }
 
-/// Exchanges a refresh token for a new pair; the presented one is spent. Presenting a spent
-/// one again revokes its whole session (refresh token reuse detection, RFC 6819 §5.2.2.3): one
-/// of the two parties holding it is an attacker, and we cannot tell which.
-pub async fn refresh(services: &Services, refresh_token: &str) -> Result<TokenPair, RefreshError> {
-    if refresh_token.is_empty() || refresh_token.len() > MAX_REFRESH_TOKEN_LEN {
+/// A token for a registered client acting for itself (RFC 6749 §4.4): `sub` is the client id;
+/// no session, no refresh token.
+pub fn issue_service_token(services: &Services, client_id: &str, scope: String) -> Result<TokenPair, Failure> {
+    let grant = Grant {
+        sub: Subject::Client(client_id.to_string()),
+        client_id: client_id.to_string(),
+        scope,
+        sid: None,
+        name: None,
+        groups: Vec::new(),
+    };
+    let (access_token, claims) = services.issuer.issue(grant, services.clock.now().timestamp())?;
+    services.metrics.tokens_issued.with_label_values(&["client_credentials"]).inc();
+    Ok(TokenPair { access_token, claims, refresh_token: None })
+}
+
+/// Exchanges a refresh token, presented by client `client_id`, for a new pair; the presented
+/// one is spent. Presenting a spent one again revokes its whole session (refresh token reuse
+/// detection, RFC 6819 §5.2.2.3): one of the two parties holding it is an attacker, and we
+/// cannot tell which. `scope` may narrow the session's scope for the new access token (RFC 6749
+/// §6); asking for more is `invalid_scope`.
+pub async fn refresh(
+    services: &Services,
+    client_id: &str,
+    refresh_token: &str,
+    scope: Option<&str>,
+) -> Result<TokenPair, RefreshError> {
+    if refresh_token.is_empty() || refresh_token.len() > MAX_SECRET_LEN {
         return Err(RefreshError::InvalidGrant);
     }
-    let presented = hash_refresh_token(refresh_token);
-    let replacement = generate_refresh_token();
+    if let Some(requested) = scope {
+        let hash = hash_secret(refresh_token);
+        let record = services.db.read(move |conn| sessions::find_refresh_token(conn, &hash)).await?;
+        let Some((_, session, _)) = record else { return Err(RefreshError::InvalidGrant) };
+        if grant_scope(&session.scope, Some(requested)).is_none() {
+            return Err(RefreshError::InvalidScope);
+        }
+    }
+    let presented = hash_secret(refresh_token);
+    let replacement = generate_secret();
     let now = services.clock.now();
     let (new_hash, expires_at) = (replacement.hash.clone(), (now + services.refresh_token_ttl).naive_utc());
     let outcome = services
         .db
-        .write(move |conn| sessions::rotate_refresh_token(conn, &presented, &new_hash, now.naive_utc(), expires_at))
+        .write({
+            let client_id = client_id.to_string();
+            move |conn| {
+                sessions::rotate_refresh_token(conn, &client_id, &presented, &new_hash, now.naive_utc(), expires_at)
+            }
+        })
         .await?;
     match outcome {
-        Refresh::Rotated { user, session_id } => {
-            let sid = Uuid::parse_str(&session_id).map_err(|e| Failure::Internal(format!("stored session id: {e}")))?;
-            let pair = issue_pair(services, &user, sid, replacement.token)?;
+        Refresh::Rotated { user, session } => {
+            let sid = Uuid::parse_str(&session.id).map_err(|e| Failure::Internal(format!("stored session id: {e}")))?;
+            let scope =
+                scope.and_then(|requested| grant_scope(&session.scope, Some(requested))).unwrap_or(session.scope);
+            let client = SessionClient { client_id: session.client_id, scope };
+            let pair = issue_pair(services, &user, sid, client, replacement.value)?;
             services.metrics.tokens_issued.with_label_values(&["refresh_token"]).inc();
             Ok(pair)
         }
@@ -196,17 +272,23 @@ pub fn authenticate(services: &Services, token: &str) -> Result<AccessClaims, To
 }
 
 /// Logs out the session of the presented access token: that token and every token of its
-/// login stop working.
+/// login stop working. A service token has no session: only the token itself ends.
 pub async fn log_out(services: &Services, claims: &AccessClaims) -> Result<(), Failure> {
     revocation::revoke_access_token(services, claims).await?;
-    revocation::revoke_session(services, claims.sid).await
+    match claims.sid {
+        Some(sid) => revocation::revoke_session(services, sid).await,
+        None => Ok(()),
+    }
 }
 
 /// Logs the subject out everywhere: every token issued until now stops working, on every
 /// device; every session of theirs is revoked. The user row is locked first, as every change to
 /// a user's sessions does (user, then sessions), so this waits for a refresh or a role change
 /// of the same user instead of deadlocking with it.
-pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Result<(), Failure> {
+pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Result<(), LogoutError> {
+    if subject.user().is_none() {
+        return Err(LogoutError::NotAUser);
+    }
     let (subject, now, lifetime) = (subject.clone(), services.clock.now(), services.revocations.token_lifetime());
     let ended = services
         .db
@@ -219,15 +301,25 @@ pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Resul
             Ok(revocation::end_subject_tokens(conn, &subject, user_id, TokenScope::IssuedUntilNow, now, lifetime)?)
         })
         .await?;
-    revocation::publish(services, ended).await
+    Ok(revocation::publish(services, ended).await?)
+}
+
+/// Why "log out everywhere" did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutError {
+    /// A service token: there is no user whose sessions could end.
+    #[error("only a user's token can log out everywhere")]
+    NotAUser,
+    #[error(transparent)]
+    Failure(#[from] Failure),
 }
 
 /// A refresh token that is still usable (the one rule of [`RefreshTokenState`]).
 async fn usable_refresh_token(services: &Services, token: &str) -> Result<Option<RefreshTokenRecord>, Failure> {
-    if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_LEN {
+    if token.is_empty() || token.len() > MAX_SECRET_LEN {
         return Ok(None);
     }
-    let hash = hash_refresh_token(token);
+    let hash = hash_secret(token);
     let record = services.db.read(move |conn| sessions::find_refresh_token(conn, &hash)).await?;
     let now = services.clock.now().naive_utc();
     Ok(record.filter(|(token, session, _)| token.state(session, now) == RefreshTokenState::Usable))
@@ -259,14 +351,25 @@ pub async fn identify(
 
 /// RFC 7009: holding a token is the authority to revoke it. An access token is revoked alone; a
 /// refresh token revokes its whole session, access tokens included (§2.1). Unknown, invalid or
-/// expired tokens need no revoking (§2.2).
-pub async fn revoke(services: &Services, token: &str, refresh_first: bool) -> Result<(), Failure> {
+/// expired tokens need no revoking (§2.2). With `only_client`, only a token issued to that
+/// client is revoked (§2.1: the client revokes its own tokens).
+pub async fn revoke(
+    services: &Services,
+    token: &str,
+    refresh_first: bool,
+    only_client: Option<&str>,
+) -> Result<(), Failure> {
+    let issued_to_caller = |client_id: &str| only_client.is_none_or(|caller| caller == client_id);
     match identify(services, token, refresh_first).await? {
-        Some(PresentedToken::Access(claims)) => revocation::revoke_access_token(services, &claims).await,
-        Some(PresentedToken::Refresh((_, session, _))) => match Uuid::parse_str(&session.id) {
-            Ok(sid) => revocation::revoke_session(services, sid).await,
-            Err(_) => Ok(()),
-        },
-        None => Ok(()),
+        Some(PresentedToken::Access(claims)) if issued_to_caller(&claims.client_id) => {
+            revocation::revoke_access_token(services, &claims).await
+        }
+        Some(PresentedToken::Refresh((_, session, _))) if issued_to_caller(&session.client_id) => {
+            match Uuid::parse_str(&session.id) {
+                Ok(sid) => revocation::revoke_session(services, sid).await,
+                Err(_) => Ok(()),
+            }
+        }
+        _ => Ok(()),
     }
 }

@@ -16,9 +16,12 @@ pub enum UserError {
     NotFound,
     #[error("that name is already registered")]
     NameTaken,
-    /// The token is valid but its subject is no (longer an existing) user.
-    #[error("the token's subject is not an existing user")]
+    /// The token is valid but its user no longer exists.
+    #[error("the token's user no longer exists")]
     NotACredential,
+    /// A service token (client credentials) on an operation for users.
+    #[error("a service token cannot act as a user")]
+    NotAUser,
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -33,10 +36,10 @@ impl From<diesel::result::Error> for UserError {
     }
 }
 
-/// The user a token speaks for. A valid token of a user who no longer exists (or of a subject
-/// that is not a user) is no credential: the one place this rule lives.
+/// The user a token speaks for. A valid token of a user who no longer exists is no credential,
+/// and a service token speaks for no user: the one place these rules live.
 pub fn token_user(conn: &mut DbConn, subject: &Subject) -> Result<User, UserError> {
-    let public_id = subject.user().ok_or(UserError::NotACredential)?;
+    let public_id = subject.user().ok_or(UserError::NotAUser)?;
     users::find_by_public_id(conn, &public_id.to_string())?.ok_or(UserError::NotACredential)
 }
 

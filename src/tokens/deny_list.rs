@@ -126,7 +126,7 @@ impl DenyList {
         let denied = self.read();
         if denied.tokens.contains_key(&claims.jti) {
             Some(Denial::Token)
-        } else if denied.sessions.contains_key(&claims.sid) {
+        } else if claims.sid.is_some_and(|sid| denied.sessions.contains_key(&sid)) {
             Some(Denial::Session)
         } else if denied.subjects.get(&claims.sub).is_some_and(|cutoff| claims.iat < cutoff.valid_after) {
             Some(Denial::Subject)
@@ -267,7 +267,7 @@ mod tests {
         let (list, writer) = DenyList::new();
         let (by_jti, by_sid, by_sub, innocent) = (claims_at(NOW), claims_at(NOW), claims_at(NOW), claims_at(NOW));
         writer.deny_token(by_jti.jti, NOW + 60);
-        writer.deny_sessions([by_sid.sid], NOW + 60);
+        writer.deny_sessions(by_sid.sid, NOW + 60);
         writer.deny_subject(by_sub.sub.clone(), SubjectCutoff { valid_after: NOW + 1, keep_until: NOW + 60 });
         assert_eq!(list.check(&by_jti), Some(Denial::Token));
         assert_eq!(list.check(&by_sid), Some(Denial::Session));
@@ -308,7 +308,7 @@ mod tests {
         let (list, writer) = DenyList::new();
         let (token, session, subject) = (claims_at(NOW - 10), claims_at(NOW - 10), claims_at(NOW - 10));
         writer.deny_token(token.jti, NOW);
-        writer.deny_sessions([session.sid], NOW);
+        writer.deny_sessions(session.sid, NOW);
         writer.deny_subject(subject.sub.clone(), SubjectCutoff { valid_after: NOW, keep_until: NOW });
         writer.prune(NOW);
         assert_eq!(list.len(), 3, "still matter at their keep_until second");
@@ -323,8 +323,8 @@ mod tests {
         let claims = claims_at(NOW);
         writer.deny_token(claims.jti, NOW + 100);
         writer.deny_token(claims.jti, NOW + 10);
-        writer.deny_sessions([claims.sid], NOW + 100);
-        writer.deny_sessions([claims.sid], NOW + 10);
+        writer.deny_sessions(claims.sid, NOW + 100);
+        writer.deny_sessions(claims.sid, NOW + 10);
         writer.prune(NOW + 50);
         assert_eq!(list.check(&claims), Some(Denial::Token));
         assert_eq!(list.len(), 2);

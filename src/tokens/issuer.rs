@@ -15,6 +15,18 @@ pub enum IssueError {
     Sign(#[from] KeyError),
 }
 
+/// What a token is issued for: who, through which client, with what scope; for a user, the
+/// session, name and groups.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub sub: Subject,
+    pub client_id: String,
+    pub scope: String,
+    pub sid: Option<Uuid>,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+}
+
 /// Signs access tokens. Cheap to share: the keys are read from the snapshot per token.
 #[derive(Clone)]
 pub struct TokenIssuer {
@@ -32,26 +44,21 @@ impl TokenIssuer {
         Self { issuer, audience, access_token_ttl, keys }
     }
 
-    /// Signs a new access token for `sub` in session `sid`, issued at unix time `now`.
-    pub fn issue(
-        &self,
-        sub: Subject,
-        name: &str,
-        groups: Vec<String>,
-        sid: Uuid,
-        now: i64,
-    ) -> Result<(String, AccessClaims), IssueError> {
+    /// Signs a new access token for `grant`, issued at unix time `now`.
+    pub fn issue(&self, grant: Grant, now: i64) -> Result<(String, AccessClaims), IssueError> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
-            sub,
+            sub: grant.sub,
             aud: self.audience.clone(),
             iat: now,
             nbf: now,
             exp: now + self.access_token_ttl.num_seconds(),
             jti: Uuid::new_v4(),
-            sid,
-            name: name.to_string(),
-            groups,
+            client_id: grant.client_id,
+            scope: grant.scope,
+            sid: grant.sid,
+            name: grant.name,
+            groups: grant.groups,
         };
         let snapshot = self.keys.load();
         let key = snapshot.current.as_ref().ok_or(IssueError::NoSigningKey)?;

@@ -5,16 +5,16 @@ mod cache;
 mod deny_list;
 mod issuer;
 mod keys;
-mod refresh;
+mod secrets;
 mod snapshot;
 mod verifier;
 mod verify;
 
 pub use cache::VerifiedTokenCache;
 pub use deny_list::{Denial, DenyList, DenyListWriter, SubjectCutoff, SubjectRevocation};
-pub use issuer::{IssueError, TokenIssuer};
+pub use issuer::{Grant, IssueError, TokenIssuer};
 pub use keys::{Jwk, Jwks, KeyError, SigningKey, generate_pkcs8};
-pub use refresh::{MAX_REFRESH_TOKEN_LEN, NewRefreshToken, generate_refresh_token, hash_refresh_token};
+pub use secrets::{MAX_SECRET_LEN, NewSecret, generate_secret, hash_secret, secret_matches};
 pub use snapshot::{KeyRingSnapshot, SharedSnapshot};
 pub use verifier::TokenVerifier;
 pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, check_times, verify, verify_signature};
@@ -43,10 +43,17 @@ pub struct AccessClaims {
     pub exp: i64,
     /// Unique per token; what `/logout` revokes.
     pub jti: Uuid,
-    /// The session (one login and its chain of refresh tokens) the token was issued from;
-    /// revoking the session ends every token of that login.
-    pub sid: Uuid,
-    pub name: String,
+    /// The OAuth client the token was issued to (RFC 9068 §2.2).
+    pub client_id: String,
+    /// The granted scopes, space-separated (RFC 9068 §2.2.3); `""` for none.
+    pub scope: String,
+    /// The session (one login and its chain of refresh tokens) a user's token was issued from;
+    /// revoking the session ends every token of that login. Service tokens have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    /// The user's name; service tokens have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// `[]` or `["admin"]`.
     pub groups: Vec<String>,
 }
@@ -61,15 +68,22 @@ impl AccessClaims {
     pub fn accepted_until(&self) -> i64 {
         self.exp.saturating_add(CLOCK_LEEWAY_SECS)
     }
+
+    /// Whether the token carries scope `wanted`.
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scope.split_ascii_whitespace().any(|scope| scope == wanted)
+    }
 }
 
-/// Who a token speaks for: its `sub` claim (RFC 9068 §2.2). Today every subject is a user,
-/// named by their `public_id`; registered OAuth clients are the next kind. Code that needs a
-/// user asks [`Subject::user`] instead of assuming every `sub` is one.
+/// Who a token speaks for: its `sub` claim (RFC 9068 §2.2): a user, named by their
+/// `public_id` (a UUID), or a registered OAuth client acting for itself (client credentials),
+/// named by its `client_id` (never a UUID). Code that needs a user asks [`Subject::user`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Subject {
     /// A registered user, by `public_id`.
     User(Uuid),
+    /// A registered client, by `client_id`.
+    Client(String),
 }
 
 impl Subject {
@@ -77,6 +91,7 @@ impl Subject {
     pub fn user(&self) -> Option<Uuid> {
         match self {
             Self::User(public_id) => Some(*public_id),
+            Self::Client(_) => None,
         }
     }
 }
@@ -85,16 +100,27 @@ impl std::fmt::Display for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::User(public_id) => public_id.fmt(f),
+            Self::Client(client_id) => f.write_str(client_id),
         }
     }
 }
 
-impl std::str::FromStr for Subject {
-    type Err = uuid::Error;
+/// A `sub` that names nothing: empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("empty subject")]
+pub struct EmptySubject;
 
-    /// The `sub` as written in a token or stored with a revocation.
+impl std::str::FromStr for Subject {
+    type Err = EmptySubject;
+
+    /// The `sub` as written in a token or stored with a revocation: a UUID names a user,
+    /// anything else a client.
     fn from_str(sub: &str) -> Result<Self, Self::Err> {
-        Uuid::parse_str(sub).map(Self::User)
+        match Uuid::parse_str(sub) {
+            Ok(public_id) => Ok(Self::User(public_id)),
+            Err(_) if sub.is_empty() => Err(EmptySubject),
+            Err(_) => Ok(Self::Client(sub.to_string())),
+        }
     }
 }
 
@@ -133,8 +159,10 @@ pub(crate) mod fixtures {
             nbf: now,
             exp: now + 60,
             jti: Uuid::new_v4(),
-            sid: Uuid::new_v4(),
-            name: "alice".into(),
+            client_id: "library-app".into(),
+            scope: String::new(),
+            sid: Some(Uuid::new_v4()),
+            name: Some("alice".into()),
             groups: vec![],
         }
     }

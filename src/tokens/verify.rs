@@ -172,7 +172,7 @@ mod tests {
 
     fn claims() -> serde_json::Value {
         json!({"iss": "http://issuer", "sub": Uuid::new_v4(), "aud": "library-api", "iat": NOW, "nbf": NOW,
-               "exp": NOW + 60, "jti": Uuid::new_v4(), "sid": Uuid::new_v4(), "name": "alice", "groups": []})
+               "exp": NOW + 60, "jti": Uuid::new_v4(), "client_id": "library-app", "scope": "", "sid": Uuid::new_v4(), "name": "alice", "groups": []})
     }
 
     fn with(
@@ -195,7 +195,7 @@ mod tests {
     fn a_token_we_signed_verifies() {
         let token = key().sign(&claims()).expect("sign");
         let verified = verify(&token, &keys(), &policy(), NOW).expect("valid");
-        assert_eq!(verified.name, "alice");
+        assert_eq!(verified.name.as_deref(), Some("alice"));
     }
 
     #[test]
@@ -325,10 +325,17 @@ mod tests {
                     c.remove("jti");
                 }),
             ),
+            // A service token has no sid (RFC 9068 allows it); every token has a client_id and a scope.
             (
-                "no sid",
+                "no client_id",
                 Box::new(|c| {
-                    c.remove("sid");
+                    c.remove("client_id");
+                }),
+            ),
+            (
+                "no scope",
+                Box::new(|c| {
+                    c.remove("scope");
                 }),
             ),
             (
@@ -338,9 +345,15 @@ mod tests {
                 }),
             ),
             (
-                "sub not a uuid",
+                "empty sub",
                 Box::new(|c| {
-                    c.insert("sub".into(), json!("admin"));
+                    c.insert("sub".into(), json!(""));
+                }),
+            ),
+            (
+                "sub not a string",
+                Box::new(|c| {
+                    c.insert("sub".into(), json!(42));
                 }),
             ),
             (

@@ -333,7 +333,7 @@ async fn bad_refresh_requests_get_the_documented_status_and_code_and_change_noth
         (
             "unknown refresh token",
             post("/token/refresh").json(&json!({"refresh_token": "nope"})),
-            StatusCode::UNAUTHORIZED,
+            StatusCode::BAD_REQUEST,
             "invalid_grant",
         ),
     ];

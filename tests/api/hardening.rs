@@ -309,7 +309,7 @@ fn attacks(app: &TestApp, token: &str) -> Vec<(&'static str, String)> {
         ("crit header", signed(&with_header(&|h| h["crit"] = json!(["exp"])), &claims)),
         ("typ JWT", signed(&with_header(&|h| h["typ"] = json!("JWT")), &claims)),
     ];
-    for claim in ["exp", "jti", "sub", "iss", "aud", "nbf", "sid"] {
+    for claim in ["exp", "jti", "sub", "iss", "aud", "nbf", "client_id", "scope"] {
         let name: &'static str = Box::leak(format!("missing {claim}").into_boxed_str());
         attacks.push((
             name,

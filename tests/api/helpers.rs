@@ -209,6 +209,8 @@ impl TestConfig {
             trusted_proxies: self.trusted_proxies.clone(),
             token_cache_size: "10000".into(),
             db_pool_size: "4".into(),
+            public_client_id: "library-app".into(),
+            client_secret_grace: "24h".into(),
         })
         .expect("test settings are valid")
     }
@@ -380,12 +382,12 @@ impl TestApp {
         }
     }
 
-    /// Whether a refresh token is accepted; a refusal must be `invalid_grant`.
+    /// Whether a refresh token is accepted; a refusal must be 400 `invalid_grant` (RFC 6749 §5.2).
     pub async fn refresh_works(&self, refresh_token: &str) -> bool {
         let reply = self.refresh(refresh_token).await;
         match reply.status {
             StatusCode::OK => true,
-            StatusCode::UNAUTHORIZED => {
+            StatusCode::BAD_REQUEST => {
                 assert_eq!(reply.error_code(), "invalid_grant");
                 false
             }

@@ -266,13 +266,16 @@ async fn discovery_points_at_the_jwks_and_the_endpoints(
 ) {
     let Some(config) = TestConfig::on(backend) else { return };
     let app = spawn_app_with(TestConfig { issuer: Some("https://auth.example.test".into()), ..config }).await;
-    let reply = app.send(app.request(Method::GET, "/.well-known/openid-configuration")).await;
-    assert_eq!(reply.status, StatusCode::OK);
-    let doc = &reply.body;
-    assert_eq!(doc["issuer"], "https://auth.example.test");
-    assert_eq!(doc["jwks_uri"], "https://auth.example.test/.well-known/jwks.json");
-    assert_eq!(doc["token_endpoint"], "https://auth.example.test/login");
-    assert_eq!(doc["revocation_endpoint"], "https://auth.example.test/revoke");
-    assert_eq!(doc["introspection_endpoint"], "https://auth.example.test/introspect");
-    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
+        let reply = app.send(app.request(Method::GET, path)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let doc = &reply.body;
+        assert_eq!(doc["issuer"], "https://auth.example.test", "{path}");
+        assert_eq!(doc["jwks_uri"], "https://auth.example.test/.well-known/jwks.json", "{path}");
+        assert_eq!(doc["token_endpoint"], "https://auth.example.test/oauth/token", "{path}");
+        assert_eq!(doc["revocation_endpoint"], "https://auth.example.test/revoke", "{path}");
+        assert_eq!(doc["introspection_endpoint"], "https://auth.example.test/introspect", "{path}");
+        assert_eq!(doc["response_types_supported"], serde_json::json!([]), "no authorization endpoint: {path}");
+        assert!(doc.get("id_token_signing_alg_values_supported").is_none(), "no ID tokens: {path}");
+    }
 }

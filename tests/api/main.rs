@@ -10,6 +10,7 @@ mod flows;
 mod hardening;
 mod helpers;
 mod key_ring;
+mod oauth;
 mod observability;
 mod persistence;
 mod schema;

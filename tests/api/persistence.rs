@@ -4,8 +4,9 @@ use crate::helpers::{
     Backend, PASSWORD, TestConfig, random_master_key, spawn_app, spawn_app_on, spawn_app_with, try_spawn_app,
 };
 use library_api::startup::StartupError;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use rstest::rstest;
+use serde_json::json;
 
 #[rstest]
 #[actix_web::test]
@@ -88,4 +89,44 @@ async fn users_are_listed_for_admins_without_password_hashes_and_stored_as_bcryp
         assert!(user.password_hash.starts_with("$2b$04$"), "bcrypt with the configured cost: {}", user.name);
         assert!(!user.password_hash.contains(PASSWORD));
     }
+}
+
+/// A deleted client's tokens are refused by a subject cutoff keyed by the `client_id` (not a
+/// UUID): it must come back after a restart, as user cutoffs do.
+#[rstest]
+#[actix_web::test]
+async fn a_deleted_clients_service_token_stays_refused_after_a_restart(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(config) = TestConfig::on(backend) else { return };
+    let app = spawn_app_with(config).await;
+    let admin = app.admin_token().await;
+    let created = app
+        .send(
+            app.request(Method::POST, "/admin/clients")
+                .bearer_auth(&admin)
+                .json(&json!({"name": "reports", "confidential": true})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let (id, secret) =
+        (created.body["client_id"].as_str().expect("id"), created.body["client_secret"].as_str().expect("secret"));
+    let granted = app
+        .send(
+            app.request(Method::POST, "/oauth/token")
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials")]),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{:?}", granted.body);
+    let token = granted.body["access_token"].as_str().expect("access_token").to_string();
+    assert_eq!(app.get("/authors", &token).await.status, StatusCode::OK, "a service token reads authors");
+
+    let deleted = app.send(app.request(Method::DELETE, &format!("/admin/clients/{id}")).bearer_auth(&admin)).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get("/authors", &token).await.status, StatusCode::UNAUTHORIZED, "refused at once");
+    let config = app.stop().await;
+
+    let app = spawn_app_with(config).await;
+    assert_eq!(app.get("/authors", &token).await.status, StatusCode::UNAUTHORIZED, "and after a restart");
 }

@@ -51,7 +51,7 @@ async fn presenting_a_spent_refresh_token_revokes_the_whole_session_and_nothing_
     let rotated = app.refreshed(&stolen.refresh).await;
 
     let replay = app.refresh(&stolen.refresh).await;
-    assert_eq!((replay.status, replay.error_code()), (StatusCode::UNAUTHORIZED, "invalid_grant"));
+    assert_eq!((replay.status, replay.error_code()), (StatusCode::BAD_REQUEST, "invalid_grant"));
     assert!(!app.refresh_works(&rotated.refresh).await, "the session's newest refresh token is revoked too");
     assert!(!app.access_works(&rotated.access).await, "and the session's access tokens");
     assert!(!app.access_works(&stolen.access).await);
