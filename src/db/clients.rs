@@ -38,6 +38,18 @@ pub fn insert_if_missing(conn: &mut DbConn, client: &ClientRow) -> QueryResult<(
     .map(drop)
 }
 
+/// Whether client `client_id` exists and is enabled, locking its row on PostgreSQL
+/// (`FOR SHARE`): a session started in the same transaction is then seen by a concurrent
+/// deletion's sweep, or the deletion comes first and this answers `false`.
+pub fn is_active_locked(conn: &mut DbConn, client_id: &str) -> QueryResult<bool> {
+    let query = clients::table.find(client_id).filter(clients::disabled.eq(false)).select(clients::client_id);
+    let found: Option<String> = match conn {
+        DbConn::Postgres(conn) => query.for_share().first(conn).optional()?,
+        DbConn::Sqlite(conn) => query.first(conn).optional()?,
+    };
+    Ok(found.is_some())
+}
+
 pub fn find(conn: &mut DbConn, client_id: &str) -> QueryResult<Option<ClientRow>> {
     clients::table.find(client_id).select(ClientRow::as_select()).first(conn).optional()
 }
@@ -52,18 +64,18 @@ pub fn set_disabled(conn: &mut DbConn, client_id: &str, disabled: bool) -> Query
     diesel::update(clients::table.find(client_id)).set(clients::disabled.eq(disabled)).execute(conn).map(|n| n == 1)
 }
 
-/// Replaces the secret; the one it replaces stays valid until `previous_expires_at`.
+/// Replaces the secret; the one it replaces (read in the same statement, so concurrent
+/// rotations cannot lose one) stays valid until `previous_expires_at`.
 pub fn rotate_secret(
     conn: &mut DbConn,
     client_id: &str,
     new_hash: &str,
-    previous_hash: Option<&str>,
     previous_expires_at: NaiveDateTime,
 ) -> QueryResult<bool> {
     diesel::update(clients::table.find(client_id))
         .set((
+            clients::previous_secret_hash.eq(clients::secret_hash),
             clients::secret_hash.eq(new_hash),
-            clients::previous_secret_hash.eq(previous_hash),
             clients::previous_secret_expires_at.eq(previous_expires_at),
         ))
         .execute(conn)

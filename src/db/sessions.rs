@@ -70,8 +70,8 @@ impl RefreshTokenRow {
 /// A refresh token with its session and user.
 pub type RefreshTokenRecord = (RefreshTokenRow, SessionRow, User);
 
-/// Starts session `session_id` (a login) of user `user_id` with its first refresh token, and
-/// returns the user as they are at that moment (`None` if they were deleted meanwhile): tokens
+/// Starts `session` (a login) with its first refresh token, and returns the user as they are
+/// at that moment (`None` if they, or the session's client, were deleted meanwhile): tokens
 /// are issued from this row, not from the one read before the password check, so a role change
 /// made during the check is not lost.
 pub fn start_session(
@@ -94,6 +94,10 @@ pub fn start_session(
         let Some(user) = user else {
             return Ok(None);
         };
+        // A client deleted or disabled since it authenticated starts no session.
+        if !super::clients::is_active_locked(conn, session.client_id)? {
+            return Ok(None);
+        }
         diesel::insert_into(sessions::table)
             .values((
                 sessions::id.eq(session_id),

@@ -81,11 +81,6 @@ pub(super) fn token_response(pair: TokenPair, seed_fields: bool) -> HttpResponse
         })
 }
 
-/// The built-in public client, for the seed's endpoints.
-fn builtin_client(services: &Services) -> SessionClient {
-    SessionClient { client_id: services.public_client_id.clone(), scope: String::new() }
-}
-
 /// `POST /login` with HTTP Basic (RFC 7617) or a JSON body → 200 with an access token and a
 /// refresh token; the login starts a new session.
 #[utoipa::path(
@@ -111,7 +106,7 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
 ) -> Result<HttpResponse, AppError> {
     let Credentials { name, password } = read_credentials(&req, payload).await?;
-    let pair = sessions::login(&services, &name, &password, client, builtin_client(&services)).await?;
+    let pair = sessions::login(&services, &name, &password, client, SessionClient::builtin(&services)).await?;
     Ok(token_response(pair, true))
 }
 

@@ -129,7 +129,15 @@ pub async fn list(services: Data<Services>, _: AdminUser) -> Result<HttpResponse
     request_body = ClientChange,
     params(("client_id" = String, Path, description = "the client's id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "the client", body = ClientView), BodyErrors, TokenErrors, ForbiddenError, NotFoundError, DatabaseErrors)
+    responses(
+        (status = 200, description = "the client", body = ClientView),
+        BodyErrors,
+        TokenErrors,
+        ForbiddenError,
+        NotFoundError,
+        ConflictError,
+        DatabaseErrors,
+    )
 )]
 pub async fn update(
     services: Data<Services>,

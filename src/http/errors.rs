@@ -11,7 +11,7 @@ use crate::service::authors::AuthorError;
 use crate::service::clients::ClientError;
 use crate::service::keys::RingChangeError;
 use crate::service::oauth::OAuthError;
-use crate::service::sessions::{LoginError, LogoutError, RefreshError};
+use crate::service::sessions::{IntrospectError, LoginError, LogoutError, RefreshError};
 use crate::service::users::UserError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -174,6 +174,13 @@ impl ResponseError for AppError {
             Self::Unauthorized(kind) => {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
             }
+            // RFC 6750 §3.1.
+            Self::InsufficientScope(_) => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
+                ));
+            }
             Self::TooSoon { retry_after_secs, .. } | Self::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
             }
@@ -247,6 +254,18 @@ impl From<OAuthError> for AppError {
     }
 }
 
+impl From<IntrospectError> for AppError {
+    fn from(error: IntrospectError) -> Self {
+        match error {
+            IntrospectError::Unauthenticated => Self::Unauthorized(Unauthorized::MissingToken),
+            IntrospectError::InsufficientScope => {
+                Self::InsufficientScope("introspection needs a confidential client with the `introspect` scope")
+            }
+            IntrospectError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
 impl From<LogoutError> for AppError {
     fn from(error: LogoutError) -> Self {
         match error {
@@ -264,7 +283,7 @@ impl From<ClientError> for AppError {
                 Self::Unprocessable(InvalidValue { code: "invalid_client_metadata", message })
             }
             ClientError::BuiltIn => {
-                Self::Conflict { code: "builtin_client", message: "the built-in client cannot be deleted" }
+                Self::Conflict { code: "builtin_client", message: "the built-in client cannot be deleted or disabled" }
             }
             ClientError::Public => Self::Conflict { code: "public_client", message: "a public client has no secret" },
             ClientError::Failure(failure) => failure.into(),

@@ -75,9 +75,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for FormOrJson<T> {
 pub struct FormParams(pub Vec<(String, String)>);
 
 impl FormParams {
-    /// The value of parameter `name`, if present.
+    /// The value of parameter `name`, if present; an empty value counts as absent (RFC 6749
+    /// §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str()).filter(|value| !value.is_empty())
     }
 }
 

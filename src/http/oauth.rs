@@ -8,7 +8,7 @@ use crate::db::clients::ClientRow;
 use crate::service::Services;
 use crate::service::clients::{self, ClientCredentials};
 use crate::service::oauth::{self, TokenRequest};
-use crate::service::sessions::{self, PresentedToken};
+use crate::service::sessions::{self, Caller, PresentedToken};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse};
@@ -100,15 +100,6 @@ impl TokenRequestBody {
     }
 }
 
-/// Who calls revocation or introspection.
-enum Caller {
-    /// A valid Bearer access token.
-    Token,
-    /// An authenticated client (RFC 7009 §2.1, RFC 7662 §2.1).
-    Client(ClientRow),
-    Anonymous,
-}
-
 /// The caller of revocation or introspection: a client authenticated with HTTP Basic,
 /// `client_secret_post` or (a public client, for revocation) `none` — wrong credentials: 401
 /// `invalid_client` — else a Bearer token (an invalid one: 401), else nobody.
@@ -119,7 +110,7 @@ async fn caller(req: &HttpRequest, services: &Services, body: &TokenRequestBody)
     }
     match bearer_token(req) {
         Ok(token) => sessions::authenticate(services, token)
-            .map(|_| Caller::Token)
+            .map(Caller::Token)
             .map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken)),
         Err(AppError::Unauthorized(Unauthorized::MissingToken)) => Ok(Caller::Anonymous),
         Err(error) => Err(error),
@@ -153,11 +144,8 @@ pub async fn revoke(
     services: Data<Services>,
     FormOrJson(body): FormOrJson<TokenRequestBody>,
 ) -> Result<HttpResponse, AppError> {
-    let only_client = match caller(&req, &services, &body).await? {
-        Caller::Client(client) => Some(client.client_id),
-        Caller::Token | Caller::Anonymous => None,
-    };
-    sessions::revoke(&services, &body.token, body.refresh_first(), only_client.as_deref()).await?;
+    let caller = caller(&req, &services, &body).await?;
+    sessions::revoke(&services, &caller, &body.token, body.refresh_first()).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -233,8 +221,8 @@ impl Introspection {
     }
 }
 
-/// `POST /introspect` (RFC 7662) for a caller with a valid access token, or a confidential
-/// client holding the `introspect` scope (§2.1): the token's metadata when it is active, else
+/// `POST /introspect` (RFC 7662) for a user's access token, or a confidential client holding
+/// the `introspect` scope (§2.1; as itself, or with a service token of its own): the token's metadata when it is active, else
 /// only `{"active": false}` (§2.2) — whatever the reason.
 #[utoipa::path(
     post,
@@ -256,17 +244,8 @@ pub async fn introspect(
     services: Data<Services>,
     FormOrJson(body): FormOrJson<TokenRequestBody>,
 ) -> Result<HttpResponse, AppError> {
-    match caller(&req, &services, &body).await? {
-        // A public client cannot keep a secret, so it cannot be trusted with other tokens' data.
-        Caller::Client(client) if !client.confidential || !clients::words(&client.scope).any(|s| s == "introspect") => {
-            return Err(AppError::InsufficientScope(
-                "introspection needs a confidential client with the `introspect` scope",
-            ));
-        }
-        Caller::Anonymous => return Err(AppError::Unauthorized(Unauthorized::MissingToken)),
-        Caller::Client(_) | Caller::Token => {}
-    }
-    let token = sessions::identify(&services, &body.token, body.refresh_first()).await?;
+    let caller = caller(&req, &services, &body).await?;
+    let token = sessions::introspect(&services, &caller, &body.token, body.refresh_first()).await?;
     let answer = Introspection::of(token, &services.issuer.issuer, &services.issuer.audience);
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))

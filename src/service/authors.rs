@@ -58,8 +58,9 @@ pub fn may_change(author: &Author, caller: &User, claims: &AccessClaims) -> bool
 
 /// Author `id`, checked that the caller may change it.
 fn find_changeable(conn: &mut DbConn, id: i32, claims: &AccessClaims) -> Result<Author, AuthorError> {
-    let (author, _) = authors::find(conn, id)?.ok_or(AuthorError::NotFound)?;
+    // Who asks comes first: a service token is refused whether or not the author exists.
     let caller = token_user(conn, &claims.sub)?;
+    let (author, _) = authors::find(conn, id)?.ok_or(AuthorError::NotFound)?;
     if may_change(&author, &caller, claims) { Ok(author) } else { Err(AuthorError::NotAllowed) }
 }
 

@@ -25,7 +25,7 @@ pub enum ClientError {
     /// RFC 7591 §3.2.2 `invalid_client_metadata`.
     #[error("{0}")]
     InvalidMetadata(String),
-    #[error("the built-in client cannot be deleted")]
+    #[error("the built-in client cannot be deleted or disabled")]
     BuiltIn,
     #[error("a public client has no secret")]
     Public,
@@ -50,15 +50,33 @@ pub struct NewClient {
 }
 
 /// A client as registered, with the secret when one was just made (shown once).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Registered {
     pub client: ClientRow,
     pub secret: Option<String>,
 }
 
-/// A client's list of space-separated words.
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registered").field("client_id", &self.client.client_id).finish_non_exhaustive()
+    }
+}
+
+/// The words of a space-separated list (RFC 6749 §3.3: scope tokens are separated by spaces;
+/// any other whitespace is part of a token, and no valid token has any).
 pub fn words(list: &str) -> impl Iterator<Item = &str> {
-    list.split_ascii_whitespace()
+    list.split(' ').filter(|word| !word.is_empty())
+}
+
+/// Limits that keep every token this client gets well under the verifier's size limit.
+const MAX_SCOPES: usize = 32;
+const MAX_SCOPE_CHARS: usize = 64;
+
+/// Whether `client_id` could name a client at all: what `PUBLIC_CLIENT_ID` allows, which is
+/// also what [`register`] makes. Anything else is refused before it reaches the database
+/// (PostgreSQL would refuse a NUL byte with an error of its own).
+pub fn is_well_formed_id(client_id: &str) -> bool {
+    crate::config::parse_client_id("client_id", client_id.to_string()).is_ok()
 }
 
 /// Checks `new` and registers it at `now` (also the `client create` command's way in).
@@ -66,6 +84,9 @@ pub fn register(conn: &mut DbConn, new: NewClient, now: NaiveDateTime) -> Result
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ClientError::InvalidMetadata("name must be 1–100 characters".into()));
+    }
+    if new.grant_types.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ClientError::InvalidMetadata("grant_types must not be empty".into()));
     }
     let default_grants: &[&str] =
         if new.confidential { &["client_credentials"] } else { &["password", "refresh_token"] };
@@ -80,6 +101,11 @@ pub fn register(conn: &mut DbConn, new: NewClient, now: NaiveDateTime) -> Result
     // RFC 6749 §3.3: scope tokens are printable ASCII without space, `"` and `\`.
     if words(&scope).any(|token| !token.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')) {
         return Err(ClientError::InvalidMetadata("scope must be space-separated printable ASCII words".into()));
+    }
+    if words(&scope).count() > MAX_SCOPES || words(&scope).any(|token| token.len() > MAX_SCOPE_CHARS) {
+        return Err(ClientError::InvalidMetadata(format!(
+            "at most {MAX_SCOPES} scopes of at most {MAX_SCOPE_CHARS} characters"
+        )));
     }
     let secret = new.confidential.then(generate_secret);
     let client = ClientRow {
@@ -142,6 +168,13 @@ pub async fn list(services: &Services) -> Result<Vec<ClientRow>, ClientError> {
 
 /// Disables or re-enables a client. A disabled client cannot authenticate or refresh.
 pub async fn set_disabled(services: &Services, client_id: String, disabled: bool) -> Result<ClientRow, ClientError> {
+    if !is_well_formed_id(&client_id) {
+        return Err(ClientError::NotFound);
+    }
+    // /login and /token/refresh issue tokens for the built-in client without authenticating it.
+    if client_id == services.public_client_id {
+        return Err(ClientError::BuiltIn);
+    }
     services
         .db
         .transaction(move |conn| {
@@ -170,7 +203,7 @@ pub async fn rotate_secret(
             }
             let secret = generate_secret();
             let previous_until = (now + grace).naive_utc();
-            clients::rotate_secret(conn, &client_id, &secret.hash, client.secret_hash.as_deref(), previous_until)?;
+            clients::rotate_secret(conn, &client_id, &secret.hash, previous_until)?;
             let client = clients::find(conn, &client_id)?.ok_or(ClientError::NotFound)?;
             Ok(Registered { client, secret: Some(secret.value) })
         })
@@ -200,6 +233,9 @@ pub fn remove(
     if client_id == builtin {
         return Err(ClientError::BuiltIn);
     }
+    if !is_well_formed_id(client_id) {
+        return Err(ClientError::NotFound);
+    }
     if !clients::delete(conn, client_id)? {
         return Err(ClientError::NotFound);
     }
@@ -211,11 +247,17 @@ pub fn remove(
 }
 
 /// How a token request identified its client (RFC 6749 §2.3.1).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientCredentials {
     pub client_id: String,
     /// `None` for a public client (`none`).
     pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
 }
 
 /// The client these credentials prove, or `None` (RFC 6749 §5.2 `invalid_client`): unknown,
@@ -223,7 +265,7 @@ pub struct ClientCredentials {
 /// one. Secrets are compared as SHA-256 hashes in constant time; the previous secret counts
 /// until its grace period ends.
 pub async fn authenticate(services: &Services, credentials: ClientCredentials) -> Result<Option<ClientRow>, Failure> {
-    if credentials.client_id.is_empty() || credentials.client_id.len() > 100 {
+    if !is_well_formed_id(&credentials.client_id) {
         return Ok(None);
     }
     let id = credentials.client_id.clone();

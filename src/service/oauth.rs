@@ -8,11 +8,18 @@ use super::{Failure, Services};
 use std::net::IpAddr;
 
 /// A token request, parsed (the grant and its parameters).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum TokenRequest {
     Password { username: String, password: String, scope: Option<String> },
     RefreshToken { refresh_token: String, scope: Option<String> },
     ClientCredentials { scope: Option<String> },
+}
+
+/// Never prints a password or a refresh token.
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRequest").field("grant_type", &self.grant_type()).finish_non_exhaustive()
+    }
 }
 
 impl TokenRequest {

@@ -4,10 +4,11 @@
 //! A *session* is one login: its chain of refresh tokens (each spent when exchanged) and every
 //! access token issued from them, whose `sid` claim is the session id.
 
-use super::clients::grant_scope;
+use super::clients::{grant_scope, words};
 use super::revocation::{self, TokenScope};
 use super::throttle::{self, AttemptKeys};
 use super::{Failure, Services, failures_pass_through};
+use crate::db::clients::ClientRow;
 use crate::db::sessions::{self, NewSession, Refresh, RefreshTokenRecord, RefreshTokenState};
 use crate::db::users::{self, User};
 use crate::domain::{InvalidValue, Password, UserName, name_key};
@@ -32,6 +33,13 @@ pub struct TokenPair {
 pub struct SessionClient {
     pub client_id: String,
     pub scope: String,
+}
+
+impl SessionClient {
+    /// The built-in public client `/login` and `/token/refresh` issue tokens for (no scopes).
+    pub fn builtin(services: &Services) -> Self {
+        Self { client_id: services.public_client_id.clone(), scope: String::new() }
+    }
 }
 
 /// Why a login did not succeed.
@@ -214,10 +222,16 @@ pub async fn refresh(
         return Err(RefreshError::InvalidGrant);
     }
     if let Some(requested) = scope {
+        // The scope is checked before the token is spent; an unusable token or another
+        // client's is invalid_grant whatever the scope (and its reuse is still detected below).
         let hash = hash_secret(refresh_token);
         let record = services.db.read(move |conn| sessions::find_refresh_token(conn, &hash)).await?;
-        let Some((_, session, _)) = record else { return Err(RefreshError::InvalidGrant) };
-        if grant_scope(&session.scope, Some(requested)).is_none() {
+        let now = services.clock.now().naive_utc();
+        if let Some((token, session, _)) = record
+            && session.client_id == client_id
+            && token.state(&session, now) == RefreshTokenState::Usable
+            && grant_scope(&session.scope, Some(requested)).is_none()
+        {
             return Err(RefreshError::InvalidScope);
         }
     }
@@ -349,17 +363,60 @@ pub async fn identify(
     Ok(if refresh_first { as_access() } else { None })
 }
 
-/// RFC 7009: holding a token is the authority to revoke it. An access token is revoked alone; a
-/// refresh token revokes its whole session, access tokens included (§2.1). Unknown, invalid or
-/// expired tokens need no revoking (§2.2). With `only_client`, only a token issued to that
-/// client is revoked (§2.1: the client revokes its own tokens).
-pub async fn revoke(
+/// Who asks to introspect or revoke a token (RFC 7662 §2.1, RFC 7009 §2.1).
+#[derive(Debug)]
+pub enum Caller {
+    /// A valid access token (Bearer).
+    Token(AccessClaims),
+    /// An authenticated client.
+    Client(ClientRow),
+    Anonymous,
+}
+
+/// Why an introspection was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IntrospectError {
+    #[error("introspection needs an access token or client credentials")]
+    Unauthenticated,
+    /// A public client, or a client (or service token) without the `introspect` scope.
+    #[error("introspection needs a confidential client with the `introspect` scope")]
+    InsufficientScope,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+/// RFC 7662: what `token` is, for a caller allowed to ask — a user's access token, or a
+/// confidential client holding `introspect` (as itself, or through a service token of its own).
+/// `None`: not active, whatever the reason.
+pub async fn introspect(
     services: &Services,
+    caller: &Caller,
     token: &str,
     refresh_first: bool,
-    only_client: Option<&str>,
-) -> Result<(), Failure> {
-    let issued_to_caller = |client_id: &str| only_client.is_none_or(|caller| caller == client_id);
+) -> Result<Option<PresentedToken>, IntrospectError> {
+    let allowed = match caller {
+        Caller::Token(claims) => claims.sub.user().is_some() || claims.has_scope(INTROSPECT_SCOPE),
+        Caller::Client(client) => client.confidential && words(&client.scope).any(|scope| scope == INTROSPECT_SCOPE),
+        Caller::Anonymous => return Err(IntrospectError::Unauthenticated),
+    };
+    if !allowed {
+        return Err(IntrospectError::InsufficientScope);
+    }
+    Ok(identify(services, token, refresh_first).await?)
+}
+
+/// The scope that lets a client introspect any token.
+const INTROSPECT_SCOPE: &str = "introspect";
+
+/// RFC 7009: holding a token is the authority to revoke it. An access token is revoked alone; a
+/// refresh token revokes its whole session, access tokens included (§2.1). Unknown, invalid or
+/// expired tokens need no revoking (§2.2). A client that authenticates revokes only tokens
+/// issued to it (§2.1); others are left alone, and that is not disclosed.
+pub async fn revoke(services: &Services, caller: &Caller, token: &str, refresh_first: bool) -> Result<(), Failure> {
+    let issued_to_caller = |client_id: &str| match caller {
+        Caller::Client(client) => client.client_id == client_id,
+        Caller::Token(_) | Caller::Anonymous => true,
+    };
     match identify(services, token, refresh_first).await? {
         Some(PresentedToken::Access(claims)) if issued_to_caller(&claims.client_id) => {
             revocation::revoke_access_token(services, &claims).await

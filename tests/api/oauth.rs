@@ -1334,3 +1334,70 @@ async fn the_client_commands_create_list_and_delete_clients_as_the_api_does() {
     let (ok, _, _) = cli(&["delete", BUILT_IN]);
     assert!(!ok, "the built-in client cannot be deleted");
 }
+
+/// Input at the edges of the OAuth endpoints: odd client ids never reach the database as a 500,
+/// empty parameters count as absent (RFC 6749 §3.1), and the rules hold for service tokens too.
+#[rstest]
+#[actix_web::test]
+async fn edge_cases_of_oauth_requests_get_clear_answers(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    let Some(app) = spawn_app_on(backend).await else { return };
+    let admin = app.admin_token().await;
+    let reporter = confidential_client(&app, &admin, "reporter", "reports").await;
+    let auditor = confidential_client(&app, &admin, "auditor", "introspect").await;
+    let user_token = app.user_token("alice").await;
+    let nul_id = Client { id: "svc-\u{0}x".into(), secret: Some("s".into()) };
+    let long_id = Client { id: "x".repeat(5000), secret: Some("s".into()) };
+
+    let cases: Vec<(&str, RequestBuilder, StatusCode, &str)> = vec![
+        ("a NUL byte in client_id (post)", token_request(&app, &[("grant_type", "client_credentials"), ("client_id", "a\u{0}b")]), StatusCode::UNAUTHORIZED, "invalid_client"),
+        ("a NUL byte in client_id (Basic)", nul_id.basic(token_request(&app, &[("grant_type", "client_credentials")])), StatusCode::UNAUTHORIZED, "invalid_client"),
+        ("a 5000-byte client_id", long_id.basic(token_request(&app, &[("grant_type", "client_credentials")])), StatusCode::UNAUTHORIZED, "invalid_client"),
+        ("a NUL byte in client_id at /introspect", nul_id.basic(app.request(Method::POST, "/introspect").form(&[("token", "t")])), StatusCode::UNAUTHORIZED, "invalid_client"),
+        ("a NUL byte in client_id at /revoke", nul_id.basic(app.request(Method::POST, "/revoke").form(&[("token", "t")])), StatusCode::UNAUTHORIZED, "invalid_client"),
+        ("an empty grant_type", token_request(&app, &[("grant_type", ""), ("client_id", BUILT_IN)]), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("an empty username", token_request(&app, &[("grant_type", "password"), ("username", ""), ("password", PASSWORD), ("client_id", BUILT_IN)]), StatusCode::BAD_REQUEST, "invalid_request"),
+        ("a NUL byte in an admin path", app.request(Method::PATCH, "/admin/clients/a%00b").bearer_auth(&admin).json(&json!({"disabled": true})), StatusCode::NOT_FOUND, "not_found"),
+        ("disabling the built-in client", app.request(Method::PATCH, &format!("/admin/clients/{BUILT_IN}")).bearer_auth(&admin).json(&json!({"disabled": true})), StatusCode::CONFLICT, "builtin_client"),
+        ("no grant types", app.request(Method::POST, "/admin/clients").bearer_auth(&admin).json(&json!({"name": "n", "confidential": true, "grant_types": []})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_client_metadata"),
+        ("33 scopes", app.request(Method::POST, "/admin/clients").bearer_auth(&admin).json(&json!({"name": "n", "confidential": true, "scope": (0..33).map(|i| format!("s{i}")).collect::<Vec<_>>().join(" ")})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_client_metadata"),
+        ("a 65-character scope", app.request(Method::POST, "/admin/clients").bearer_auth(&admin).json(&json!({"name": "n", "confidential": true, "scope": "s".repeat(65)})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_client_metadata"),
+        ("a tab inside a scope", app.request(Method::POST, "/admin/clients").bearer_auth(&admin).json(&json!({"name": "n", "confidential": true, "scope": "a\tb"})), StatusCode::UNPROCESSABLE_ENTITY, "invalid_client_metadata"),
+    ];
+    for (case, request, status, code) in cases {
+        let reply = app.send(request).await;
+        assert_error(&reply, status, code, case);
+    }
+
+    // An empty scope parameter is no scope parameter: every scope of the client is granted.
+    let empty_scope =
+        app.send(reporter.basic(token_request(&app, &[("grant_type", "client_credentials"), ("scope", "")]))).await;
+    assert_eq!((empty_scope.status, empty_scope.body["scope"].as_str()), (StatusCode::OK, Some("reports")));
+
+    // A service token introspects only when its client holds `introspect`; a user token may.
+    let without = service_token(&app, &reporter).await;
+    let with = service_token(&app, &auditor).await;
+    let bearer_introspect = |token: &str| {
+        app.request(Method::POST, "/introspect").bearer_auth(token).form(&[("token", user_token.as_str())])
+    };
+    let refused = app.send(bearer_introspect(&without)).await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "insufficient_scope", "a service token without introspect");
+    assert!(
+        refused
+            .headers
+            .get("www-authenticate")
+            .is_some_and(|value| value.to_str().unwrap_or_default().contains("insufficient_scope"))
+    );
+    for token in [&with, &user_token] {
+        let reply = app.send(bearer_introspect(token)).await;
+        assert_eq!((reply.status, reply.body["active"].as_bool()), (StatusCode::OK, Some(true)), "{:?}", reply.body);
+    }
+
+    // A service token is refused on author changes whether or not the author exists.
+    for (method, path) in [(Method::PUT, "/authors/999999"), (Method::DELETE, "/authors/999999")] {
+        let request = app.request(method.clone(), path).bearer_auth(&without);
+        let reply = app.send(request.json(&json!({"name": "n", "book": "b", "country": "c"}))).await;
+        assert_error(&reply, StatusCode::FORBIDDEN, "forbidden", &format!("{method} {path} with a service token"));
+    }
+}
