@@ -94,6 +94,12 @@ pub struct SettingsArgs {
     /// How long a client's previous secret keeps working after a rotation (humantime).
     #[arg(long, env = "CLIENT_SECRET_GRACE", default_value = "24h", global = true)]
     pub client_secret_grace: String,
+    /// Registrations allowed per client address in each REGISTRATION_WINDOW (0: no limit).
+    #[arg(long, env = "REGISTRATIONS_PER_ADDRESS", default_value = "30", global = true)]
+    pub registrations_per_address: String,
+    /// The window REGISTRATIONS_PER_ADDRESS counts in (humantime, at most 24h).
+    #[arg(long, env = "REGISTRATION_WINDOW", default_value = "1h", global = true)]
+    pub registration_window: String,
 }
 
 impl std::fmt::Debug for SettingsArgs {
@@ -124,6 +130,8 @@ impl std::fmt::Debug for SettingsArgs {
             .field("db_pool_size", &self.db_pool_size)
             .field("public_client_id", &self.public_client_id)
             .field("client_secret_grace", &self.client_secret_grace)
+            .field("registrations_per_address", &self.registrations_per_address)
+            .field("registration_window", &self.registration_window)
             .finish()
     }
 }
@@ -196,6 +204,14 @@ pub struct LoginThrottle {
     pub forget_after: chrono::Duration,
 }
 
+/// How many registrations one client address may make per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationLimit {
+    /// 0: no limit.
+    pub per_address: u32,
+    pub window: chrono::Duration,
+}
+
 /// Validated settings. Secrets are wrapped so `Debug` cannot print them.
 #[derive(Debug)]
 pub struct Settings {
@@ -218,6 +234,7 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub public_client_id: String,
     pub client_secret_grace: Duration,
+    pub registration_limit: RegistrationLimit,
 }
 
 /// A setting that cannot be used; the message names it.
@@ -293,6 +310,20 @@ impl Settings {
             token_cache_size: parse_in_range("TOKEN_CACHE_SIZE", &args.token_cache_size, 0..=1_000_000)? as usize,
             db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
             public_client_id: parse_client_id("PUBLIC_CLIENT_ID", args.public_client_id)?,
+            registration_limit: RegistrationLimit {
+                per_address: parse_in_range(
+                    "REGISTRATIONS_PER_ADDRESS",
+                    &args.registrations_per_address,
+                    0..=1_000_000,
+                )?,
+                window: chrono::Duration::from_std(parse_ttl(
+                    "REGISTRATION_WINDOW",
+                    &args.registration_window,
+                    MIN_TTL,
+                    Duration::from_secs(24 * 60 * 60),
+                )?)
+                .map_err(|_| invalid("REGISTRATION_WINDOW", "out of range"))?,
+            },
             client_secret_grace: parse_ttl(
                 "CLIENT_SECRET_GRACE",
                 &args.client_secret_grace,

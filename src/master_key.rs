@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use secrecy::{ExposeSecret, ExposeSecretMut, SecretBox};
 use std::fs;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -19,6 +19,8 @@ const SEALED_V1: u8 = 1;
 /// The key-encryption key.
 pub struct MasterKey {
     aead: RandomizedNonceKey,
+    /// For keys derived from the master key ([`MasterKey::derive`]).
+    derivation: aws_lc_rs::hmac::Key,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -31,6 +33,9 @@ impl std::fmt::Debug for MasterKey {
 pub enum MasterKeyError {
     #[error("invalid MASTER_KEY_FILE {path}: {reason}")]
     File { path: String, reason: String },
+    /// Like ssh with a private key: a key file others may read is refused, not used.
+    #[error("master key file {path} is accessible by group or others (mode {mode:04o}); run: chmod 600 {path}")]
+    TooOpen { path: String, mode: u32 },
     #[error(
         "the master key does not open the stored private key {kid}: wrong MASTER_KEY / MASTER_KEY_FILE, or the row was tampered with"
     )]
@@ -42,7 +47,17 @@ pub enum MasterKeyError {
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8; MASTER_KEY_LEN]) -> Self {
         let aead = RandomizedNonceKey::new(&AES_256_GCM, bytes).expect("AES-256-GCM accepts a 32-byte key");
-        Self { aead }
+        let derivation = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, bytes);
+        Self { aead, derivation }
+    }
+
+    /// A 32-byte key for `purpose`, derived from the master key (HMAC-SHA256): the same on every
+    /// instance that shares the master key, and useless for anything else.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let tag = aws_lc_rs::hmac::sign(&self.derivation, purpose.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&tag.as_ref()[..32]);
+        key
     }
 
     /// Loads the key the settings name. A missing key file is created (mode 0600) only while
@@ -60,13 +75,18 @@ impl MasterKey {
         }
     }
 
+    /// Reads an existing key file, refusing one whose mode lets group or others at it (any of
+    /// the 077 bits, as ssh does): the mode is read from the opened file, so it is the mode of
+    /// the very file read.
     fn read_file(path: &Path) -> Result<Self, MasterKeyError> {
         let file_error = |reason: String| MasterKeyError::File { path: path.display().to_string(), reason };
-        let metadata = fs::metadata(path).map_err(|e| file_error(e.to_string()))?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            log::warn!("master key file {} is readable by other users; chmod 600 it", path.display());
+        let mut file = fs::File::open(path).map_err(|e| file_error(e.to_string()))?;
+        let mode = file.metadata().map_err(|e| file_error(e.to_string()))?.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(MasterKeyError::TooOpen { path: path.display().to_string(), mode });
         }
-        let encoded = Zeroizing::new(fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?);
+        let mut encoded = Zeroizing::new(String::new());
+        file.read_to_string(&mut encoded).map_err(|e| file_error(e.to_string()))?;
         let key = parse_master_key(&encoded).map_err(file_error)?;
         Ok(Self::from_bytes(key.expose_secret()))
     }
@@ -162,10 +182,35 @@ mod tests {
     }
 
     #[test]
+    fn a_key_file_open_to_group_or_others_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("master.key");
+        let source = MasterKeySource::File(path.clone());
+        MasterKey::load(&source, 0).expect("create");
+        for mode in [0o640, 0o644, 0o604, 0o620, 0o602, 0o660, 0o666] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            let error = MasterKey::load(&source, 1).expect_err("too open");
+            let shown = path.display();
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "master key file {shown} is accessible by group or others (mode {mode:04o}); run: chmod 600 {shown}"
+                )
+            );
+            assert_eq!(fs::metadata(&path).expect("file").permissions().mode() & 0o777, mode, "left as it was");
+        }
+        for mode in [0o600, 0o400] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
+            MasterKey::load(&source, 1).expect("a private key file is read");
+        }
+    }
+
+    #[test]
     fn a_corrupt_key_file_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("master.key");
         fs::write(&path, "not base64!").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
         let error = MasterKey::load(&MasterKeySource::File(path), 0).expect_err("corrupt");
         assert!(error.to_string().contains("MASTER_KEY_FILE"));
     }

@@ -16,6 +16,7 @@ pub struct Metrics {
     pub verifications: IntCounterVec,
     pub revocations: IntCounterVec,
     pub login_throttled: IntCounter,
+    pub registrations_throttled: IntCounter,
     pub key_ring_keys: IntGaugeVec,
     pub key_ring_seconds_until_rotation: IntGauge,
     pub deny_list_entries: IntGauge,
@@ -45,6 +46,10 @@ impl Metrics {
         let login_throttled =
             IntCounter::new("login_throttled_total", "Logins answered 429 by the throttle.").expect("valid");
         registry.register(Box::new(login_throttled.clone())).expect("registered once");
+        let registrations_throttled =
+            IntCounter::new("registrations_throttled_total", "Registrations answered 429 by the per-address limit.")
+                .expect("valid");
+        registry.register(Box::new(registrations_throttled.clone())).expect("registered once");
         let seconds = IntGauge::new("key_ring_seconds_until_rotation", "Seconds until the next key starts signing.")
             .expect("valid");
         registry.register(Box::new(seconds.clone())).expect("registered once");
@@ -64,6 +69,7 @@ impl Metrics {
             db_pool_connections: gauge("db_pool_connections", "Database connections, by state.", &["state"]),
             http_duration,
             login_throttled,
+            registrations_throttled,
             key_ring_seconds_until_rotation: seconds,
             deny_list_entries: deny,
             registry,

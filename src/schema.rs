@@ -105,6 +105,8 @@ diesel::table! {
         password_hash -> Text,
         admin -> Bool,
         created_at -> Timestamp,
+        name_skeleton -> Nullable<Text>,
+        shown_skeleton -> Nullable<Text>,
     }
 }
 

@@ -44,6 +44,10 @@ pub enum StartupError {
     InitialAdmin(String),
     #[error("cannot register the built-in client (PUBLIC_CLIENT_ID): {0}")]
     BuiltinClient(String),
+    #[error(
+        "ADMIN_NAME {0} belongs to an existing user who is not an admin: choose another ADMIN_NAME, or promote that user if it is really yours"
+    )]
+    AdminNameTaken(String),
     #[error("cannot create the initial admin: {0}")]
     CreateAdmin(crate::service::users::UserError),
     #[error("invalid ACCESS_TOKEN_TTL or KEY_ROTATION_INTERVAL: out of range")]
@@ -116,6 +120,7 @@ impl Application {
         let db = Database::start(pool.clone(), settings.db_pool_size as usize);
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
         let key_ring_config = key_ring_config(&settings)?;
+        let name_hasher = crate::service::throttle::NameHasher::new(&master_key.derive("login throttle names"));
         let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config, clock.clone()).await?;
         let revocations = RevocationsHandle::start(
             db.clone(),
@@ -152,12 +157,15 @@ impl Application {
             verifier,
             refresh_token_ttl: to_chrono(settings.refresh_token_ttl)?,
             login_throttle: settings.login_throttle,
+            name_hasher,
+            registration_limit: settings.registration_limit,
             public_client_id: settings.public_client_id.clone(),
             client_secret_grace: to_chrono(settings.client_secret_grace)?,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             pool: pool.clone(),
         });
         ensure_builtin_client(&services).await?;
+        backfill_user_names(&services).await?;
         if let Some((name, password)) = initial_admin {
             ensure_admin(&services, name, password).await?;
         }
@@ -179,8 +187,14 @@ impl Application {
                         (metrics.clone(), std::time::Instant::now(), req.method().to_string());
                     let response = service.call(req);
                     async move {
-                        let response = response.await?;
+                        let mut response = response.await?;
                         let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                        // User records, errors included, are for the caller alone: no cache keeps them.
+                        if route.starts_with("/users") {
+                            response
+                                .headers_mut()
+                                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+                        }
                         let status = response.status().as_u16().to_string();
                         metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
                         metrics
@@ -248,6 +262,27 @@ async fn ensure_builtin_client(services: &Services) -> Result<(), StartupError> 
         .map_err(|e| StartupError::BuiltinClient(e.to_string()))
 }
 
+/// Keys and skeletons for the users stored before the name rules (see README "User names");
+/// one warning for those left as they were.
+async fn backfill_user_names(services: &Services) -> Result<(), StartupError> {
+    let legacy = users::backfill_names(services)
+        .await
+        .map_err(|e| StartupError::Database(DbSetupError::Migrate(format!("user names: {e}"))))?;
+    if legacy.total() > 0 {
+        log::warn!(
+            "{} user name(s) from before the name rules kept as they were: {} refused by the PRECIS profile \
+             and {} look-alike(s) of another user's name log in as before; {} spell another user's name \
+             once case-mapped and log in only with their own spelling: {:?}",
+            legacy.total(),
+            legacy.refused,
+            legacy.look_alikes,
+            legacy.key_taken.len(),
+            legacy.key_taken
+        );
+    }
+    Ok(())
+}
+
 /// ADMIN_NAME and ADMIN_PASSWORD, checked like any registration.
 fn parse_initial_admin(admin: &InitialAdmin) -> Result<(UserName, Password), StartupError> {
     let name = UserName::parse(&admin.name).map_err(|e| StartupError::InitialAdmin(e.message))?;
@@ -262,6 +297,7 @@ async fn ensure_admin(services: &Services, name: UserName, password: Password) -
     match users::ensure_admin(services, name, password).await {
         Ok(AdminSetup::Created(user)) => log::info!("created admin {} ({})", user.name, user.public_id),
         Ok(AdminSetup::Exists) => log::info!("admin {shown} already exists"),
+        Ok(AdminSetup::ExistsNotAdmin) => return Err(StartupError::AdminNameTaken(shown)),
         Err(error) => return Err(StartupError::CreateAdmin(error)),
     }
     Ok(())

@@ -1,6 +1,8 @@
-//! `PasswordHasher`: bcrypt on a `SyncArbiter` with one thread per core. bcrypt is deliberately
-//! slow; keeping it on its own bounded threads means a login storm queues here instead of
-//! starving the HTTP workers.
+//! `PasswordHasher`: bcrypt on bounded threads of its own, so a login storm queues here instead
+//! of starving the HTTP workers. Two pools, logins first: password *checks* (logins) get one
+//! thread per core; new *hashes* (registrations, rehashes) get one thread and a bounded queue,
+//! so a flood of registrations — from however many addresses — can take at most one core from
+//! the logins, and is refused (503) rather than queued without end.
 
 use crate::domain::Password;
 use actix::prelude::*;
@@ -25,9 +27,37 @@ pub enum PasswordError {
     Bcrypt(#[from] bcrypt::BcryptError),
     #[error("password hasher unavailable")]
     Unavailable,
+    /// Too many new hashes are already waiting.
+    #[error("too many passwords are being hashed; try again")]
+    Busy,
 }
 
-struct HashPassword(SecretString);
+/// New hashes allowed to wait for the hashing thread; more are refused at once.
+const MAX_WAITING_HASHES: usize = 16;
+
+/// A new hash to make. It holds its place in the queue ([`WaitingSlot`]) until it is handled
+/// or dropped, however its requester fares: a request abandoned by its client still counts
+/// while its hash is queued, so abandoned requests cannot queue work without bound.
+struct HashPassword(SecretString, #[expect(dead_code, reason = "held for its Drop")] WaitingSlot);
+
+/// One place among the [`MAX_WAITING_HASHES`]; given back when dropped.
+struct WaitingSlot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl WaitingSlot {
+    /// A place, if one is free.
+    fn take(waiting: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let taken = waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| (now < MAX_WAITING_HASHES).then_some(now + 1));
+        taken.ok().map(|_| Self(waiting.clone()))
+    }
+}
+
+impl Drop for WaitingSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 impl Message for HashPassword {
     type Result = Result<String, PasswordError>;
@@ -83,11 +113,15 @@ impl Handler<VerifyPassword> for PasswordHasher {
 /// Cloneable handle to the hasher threads.
 #[derive(Clone)]
 pub struct Passwords {
-    addr: Addr<PasswordHasher>,
+    checks: Addr<PasswordHasher>,
+    hashes: Addr<PasswordHasher>,
+    waiting_hashes: Arc<std::sync::atomic::AtomicUsize>,
+    cost: u32,
 }
 
 impl Passwords {
-    /// Starts one hasher thread per core. Computes the dummy hash first (off the async workers).
+    /// Starts one checking thread per core and one hashing thread. Computes the dummy hash first
+    /// (off the async workers).
     pub async fn start(cost: u32) -> Result<Self, PasswordError> {
         let dummy_hash: Arc<str> =
             actix_web::rt::task::spawn_blocking(move || bcrypt::hash("not a real password", cost))
@@ -95,17 +129,55 @@ impl Passwords {
                 .map_err(|_| PasswordError::Unavailable)??
                 .into();
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        let addr = SyncArbiter::start(threads, move || PasswordHasher { cost, dummy_hash: dummy_hash.clone() });
-        Ok(Self { addr })
+        let dummy = dummy_hash.clone();
+        let checks = SyncArbiter::start(threads, move || PasswordHasher { cost, dummy_hash: dummy.clone() });
+        let hashes = SyncArbiter::start(1, move || PasswordHasher { cost, dummy_hash: dummy_hash.clone() });
+        Ok(Self { checks, hashes, waiting_hashes: Arc::default(), cost })
     }
 
+    /// A new hash of `password` at the configured cost; `Busy` when too many are waiting.
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        self.addr.send(HashPassword(SecretString::from(password))).await.map_err(|_| PasswordError::Unavailable)?
+        let slot = WaitingSlot::take(&self.waiting_hashes).ok_or(PasswordError::Busy)?;
+        self.hashes
+            .send(HashPassword(SecretString::from(password), slot))
+            .await
+            .map_err(|_| PasswordError::Unavailable)?
+    }
+
+    /// Like [`Passwords::hash`], but only when no other hash is waiting (a rehash at login
+    /// must never wait behind a queue of registrations).
+    pub async fn hash_if_idle(&self, password: &str) -> Result<String, PasswordError> {
+        if self.waiting_hashes.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            return Err(PasswordError::Busy);
+        }
+        self.hash(password).await
     }
 
     /// `hash` is the stored hash, or `None` when the user does not exist.
     pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, PasswordError> {
         let msg = VerifyPassword { password: SecretString::from(password), hash };
-        self.addr.send(msg).await.map_err(|_| PasswordError::Unavailable)?
+        self.checks.send(msg).await.map_err(|_| PasswordError::Unavailable)?
+    }
+
+    /// Whether a stored hash was made at a lower cost than the configured one (BCRYPT_COST was
+    /// raised since): the login that proves the password rehashes it.
+    pub fn needs_rehash(&self, stored_hash: &str) -> bool {
+        stored_hash.parse::<bcrypt::HashParts>().is_ok_and(|parts| parts.get_cost() < self.cost)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_places_are_bounded_and_given_back_when_dropped() {
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let held: Vec<WaitingSlot> =
+            (0..MAX_WAITING_HASHES).map(|_| WaitingSlot::take(&waiting).expect("free")).collect();
+        assert!(WaitingSlot::take(&waiting).is_none(), "full");
+        drop(held);
+        assert_eq!(waiting.load(std::sync::atomic::Ordering::Acquire), 0, "every place given back");
+        assert!(WaitingSlot::take(&waiting).is_some());
     }
 }

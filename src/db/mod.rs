@@ -20,7 +20,10 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel::{Connection, QueryResult, RunQueryDsl as _};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
-use std::path::PathBuf;
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The connection every query function takes: SQLite or PostgreSQL, one code path for both
@@ -158,16 +161,74 @@ fn sqlite_pragmas() -> String {
     )
 }
 
-/// A pool of `size` connections to `backend` (the SQLite file is created if needed). Connections
-/// are opened lazily, so a PostgreSQL that is down at start is reported by the first use.
-/// `name` names the database in errors; pass it without credentials.
+/// A pool of `size` connections to `backend` (the SQLite file is created if needed, mode 0600,
+/// see [`make_sqlite_files_private`]). Connections are opened lazily, so a PostgreSQL that is
+/// down at start is reported by the first use. `name` names the database in errors; pass it
+/// without credentials.
 pub fn connect(backend: &Backend, name: &str, size: u32) -> Result<DbPool, DbSetupError> {
+    if let Backend::Sqlite(path) = backend {
+        make_sqlite_files_private(path).map_err(|reason| DbSetupError::Open { name: name.to_string(), reason })?;
+    }
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(POOL_CHECKOUT_TIMEOUT)
         .build(DbManager { backend: backend.clone() })
         .map_err(|e| DbSetupError::Open { name: name.to_string(), reason: e.to_string() })
+}
+
+/// The files SQLite keeps beside the database in WAL mode.
+const SQLITE_SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+/// Makes the SQLite database readable and writable by its owner only, before SQLite opens it:
+/// a missing file is created with mode 0600; an existing database, `-wal` or `-shm` file that
+/// group or others may access loses those bits (with a warning). SQLite creates `-wal`, `-shm`
+/// (and a `-journal`) with the mode of the database file itself, so they follow it; the umask
+/// plays no part after the first file.
+///
+/// Existing files are changed by path (`stat`, `chmod`), never opened: closing a descriptor of
+/// a file SQLite has open in this process would drop SQLite's POSIX locks on it. A `file:` URI
+/// (diesel opens with `SQLITE_OPEN_URI`) is left to SQLite.
+fn make_sqlite_files_private(path: &Path) -> Result<(), String> {
+    let text = path.to_string_lossy();
+    if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+        return Ok(());
+    }
+    match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => {}
+        // Created by someone else in between: tightened below like any existing file.
+        Err(error) if error.kind() == ErrorKind::AlreadyExists => {}
+        Err(error) => return Err(format!("cannot create {} (mode 0600): {error}", path.display())),
+    }
+    make_private(path)?;
+    for suffix in SQLITE_SIDE_FILES {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        make_private(Path::new(&side))?;
+    }
+    Ok(())
+}
+
+/// Clears the group and other permission bits of the file at `path`, if there is one.
+fn make_private(path: &Path) -> Result<(), String> {
+    let mode = match fs::metadata(path) {
+        Ok(metadata) => metadata.permissions().mode() & 0o7777,
+        Err(error) if error.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(format!("{}: {error}", path.display())),
+    };
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let private = mode & !0o077;
+    fs::set_permissions(path, fs::Permissions::from_mode(private)).map_err(|e| {
+        format!(
+            "{} is accessible by group or others (mode {mode:04o}) and cannot be made private: {e}; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        )
+    })?;
+    log::warn!("{} was accessible by group or others: mode {mode:04o} changed to {private:04o}", path.display());
+    Ok(())
 }
 
 /// Applies pending migrations and returns the versions it applied. On PostgreSQL it holds an
@@ -212,7 +273,13 @@ pub fn unique_violation(error: &DieselError) -> Option<UniqueField> {
     let name =
         info.constraint_name().unwrap_or_else(|| info.message().trim_start_matches("UNIQUE constraint failed: "));
     Some(match name {
-        "users.name_key" | "users_name_key_key" => UniqueField::UserName,
+        // A name's key or one of its look-alike skeletons (domain::UserName).
+        "users.name_key"
+        | "users_name_key_key"
+        | "users.name_skeleton"
+        | "users_name_skeleton_key"
+        | "users.shown_skeleton"
+        | "users_shown_skeleton_key" => UniqueField::UserName,
         "authors.name" | "authors_name_key" => UniqueField::AuthorName,
         "authors.book" | "authors_book_key" => UniqueField::AuthorBook,
         _ => UniqueField::Other,

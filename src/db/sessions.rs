@@ -309,12 +309,18 @@ pub fn live_subject_revocations(
         .load(conn)
 }
 
-/// Deletes what can no longer matter at `now`: expired refresh tokens, expired subject
+/// Deletes what can no longer matter at `now`: expired refresh tokens, refresh tokens of revoked
+/// sessions, expired subject
 /// revocations, and expired sessions whose revocation (if any) has outlived every access token
 /// issued from them (`revoked_before`). Returns the number of rows deleted.
 pub fn prune(conn: &mut DbConn, now: NaiveDateTime, revoked_before: NaiveDateTime) -> QueryResult<usize> {
     super::write_transaction(conn, |conn| {
         let tokens = diesel::delete(refresh_tokens::table.filter(refresh_tokens::expires_at.le(now))).execute(conn)?;
+        // A revoked session's refresh tokens are refused whatever they are; reuse detection has
+        // nothing left to protect, so they go at once rather than at their expiry.
+        let revoked = sessions::table.filter(sessions::revoked_at.is_not_null()).select(sessions::id);
+        let ended =
+            diesel::delete(refresh_tokens::table.filter(refresh_tokens::session_id.eq_any(revoked))).execute(conn)?;
         let subjects =
             diesel::delete(subject_revocations::table.filter(subject_revocations::expires_at.lt(now))).execute(conn)?;
         let expired_sessions = diesel::delete(
@@ -323,7 +329,7 @@ pub fn prune(conn: &mut DbConn, now: NaiveDateTime, revoked_before: NaiveDateTim
                 .filter(sessions::revoked_at.is_null().or(sessions::revoked_at.lt(revoked_before))),
         )
         .execute(conn)?;
-        Ok(tokens + subjects + expired_sessions)
+        Ok(tokens + ended + subjects + expired_sessions)
     })
 }
 

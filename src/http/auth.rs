@@ -1,12 +1,12 @@
 //! `/register`, `/login`, `/token/refresh`, `/logout`.
 
 use super::errors::{AppError, BodyErrors, DatabaseErrors, ErrorBody, InvalidValuesError, TokenErrors, Unauthorized};
-use super::extract::{AuthenticatedUser, ClientAddr, FormOrJson, JsonBody};
+use super::extract::{AuthenticatedUser, ClientAddr, FormOrJson, JsonBody, StrictQuery};
 use crate::domain::{Password, UserName};
 use crate::service::sessions::{self, SessionClient, TokenPair};
 use crate::service::{Services, users};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
-use actix_web::web::{Data, Payload, Query};
+use actix_web::web::{Data, Payload};
 use actix_web::{FromRequest, HttpRequest, HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -35,6 +35,7 @@ pub struct Registered {
     responses(
         (status = 201, description = "registered", body = Registered),
         (status = 409, description = "the name is taken", body = ErrorBody),
+        (status = 429, description = "too many registrations from this address (Retry-After)", body = ErrorBody),
         BodyErrors,
         InvalidValuesError,
         DatabaseErrors,
@@ -42,11 +43,12 @@ pub struct Registered {
 )]
 pub async fn register(
     services: Data<Services>,
+    ClientAddr(address): ClientAddr,
     JsonBody(body): JsonBody<Credentials>,
 ) -> Result<HttpResponse, AppError> {
     let name = UserName::parse(&body.name)?;
     let password = Password::parse(body.password)?;
-    let user = users::register(&services, name, password).await?;
+    let user = users::register(&services, name, password, address).await?;
     Ok(HttpResponse::Created().json(Registered { public_id: user.public_id, name: user.name, admin: user.admin }))
 }
 
@@ -163,6 +165,7 @@ fn parse_basic(header_value: &[u8]) -> Option<Credentials> {
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct LogoutQuery {
     /// `true`: end every token of the user, on every device.
     #[serde(default)]
@@ -189,7 +192,7 @@ pub struct LogoutQuery {
 pub async fn logout(
     services: Data<Services>,
     AuthenticatedUser(claims): AuthenticatedUser,
-    Query(query): Query<LogoutQuery>,
+    StrictQuery(query): StrictQuery<LogoutQuery>,
 ) -> Result<HttpResponse, AppError> {
     if query.all {
         sessions::log_out_everywhere(&services, &claims.sub).await?;

@@ -4,13 +4,13 @@
 use super::errors::{
     AppError, BodyErrors, ConflictError, DatabaseErrors, ForbiddenError, InvalidValuesError, NotFoundError, TokenErrors,
 };
-use super::extract::{AuthenticatedUser, JsonBody};
+use super::extract::{AuthenticatedUser, JsonBody, StrictQuery};
 use crate::db::authors::AuthorWithCreator;
 use crate::domain::{AuthorFields, Page, parse_author};
 use crate::service::{Services, authors};
 use actix_web::HttpResponse;
-use actix_web::http::header;
-use actix_web::web::{Data, Path, Query};
+use actix_web::http::header::{self, CacheControl, CacheDirective};
+use actix_web::web::{Data, Path};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +27,13 @@ impl AuthorInput {
     fn parse(self) -> Result<AuthorFields, AppError> {
         Ok(parse_author(&self.name, &self.book, &self.country, self.booker_prize)?)
     }
+}
+
+/// Reads of authors need a token: no shared cache may keep them, and a browser revalidates.
+fn revalidated() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header(CacheControl(vec![CacheDirective::Private, CacheDirective::NoCache]));
+    response
 }
 
 /// An author as clients see it.
@@ -112,6 +119,7 @@ pub async fn create_alias(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// 1..=100, default 50.
     limit: Option<i64>,
@@ -144,11 +152,11 @@ pub struct AuthorPage {
 pub async fn list(
     services: Data<Services>,
     _: AuthenticatedUser,
-    Query(query): Query<PageQuery>,
+    StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
     let page = Page::parse(query.limit, query.offset)?;
     let (rows, total) = authors::page(&services, page).await?;
-    Ok(HttpResponse::Ok().json(AuthorPage { authors: rows.into_iter().map(AuthorView::from).collect(), total }))
+    Ok(revalidated().json(AuthorPage { authors: rows.into_iter().map(AuthorView::from).collect(), total }))
 }
 
 /// `GET /authors/{id}`.
@@ -163,7 +171,7 @@ pub async fn list(
 )]
 pub async fn get(services: Data<Services>, _: AuthenticatedUser, id: Path<i32>) -> Result<HttpResponse, AppError> {
     let author = authors::get(&services, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(AuthorView::from(author)))
+    Ok(revalidated().json(AuthorView::from(author)))
 }
 
 /// `PUT /authors/{id}` (full body) → 200.

@@ -174,13 +174,6 @@ impl ResponseError for AppError {
             Self::Unauthorized(kind) => {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
             }
-            // RFC 6750 §3.1.
-            Self::InsufficientScope(_) => {
-                response.insert_header((
-                    header::WWW_AUTHENTICATE,
-                    format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\""),
-                ));
-            }
             Self::TooSoon { retry_after_secs, .. } | Self::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
             }
@@ -296,6 +289,12 @@ impl From<UserError> for AppError {
         match error {
             UserError::NotFound => Self::NotFound("no such user"),
             UserError::NameTaken => Self::conflict(UniqueField::UserName),
+            UserError::Throttled { retry_after } => {
+                Self::TooManyRequests { retry_after_secs: whole_seconds_up(retry_after) }
+            }
+            UserError::LastAdmin => {
+                Self::Conflict { code: "last_admin", message: "the last admin cannot be demoted or deleted" }
+            }
             UserError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
             UserError::NotAUser => Self::Forbidden("a service token cannot act as a user"),
             UserError::Failure(failure) => failure.into(),

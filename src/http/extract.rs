@@ -68,6 +68,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for FormOrJson<T> {
     }
 }
 
+/// A query string holding only the parameters `T` declares (with `#[serde(deny_unknown_fields)]`),
+/// else 400 `invalid_query`: a mistyped `?ALL=true` must not silently do less than asked.
+/// Parameters whose names start with `_` (the usual cache-busters) are ignored.
+#[derive(Debug)]
+pub struct StrictQuery<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest for StrictQuery<T> {
+    type Error = AppError;
+    type Future = Ready<Result<Self, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_strict_query(req.query_string()).map(StrictQuery))
+    }
+}
+
+fn parse_strict_query<T: DeserializeOwned>(query: &str) -> Result<T, AppError> {
+    let invalid = |e: &dyn std::fmt::Display| AppError::bad_request("invalid_query", e.to_string());
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|e| invalid(&e))?;
+    let kept: Vec<(String, String)> = pairs.into_iter().filter(|(name, _)| !name.starts_with('_')).collect();
+    let query = serde_urlencoded::to_string(&kept).map_err(|e| invalid(&e))?;
+    serde_urlencoded::from_str(&query).map_err(|e| invalid(&e))
+}
+
 /// The parameters of an `application/x-www-form-urlencoded` body, as OAuth endpoints take them
 /// (RFC 6749 §3.2): any other content type, or a parameter given twice (§3.2: "MUST NOT be
 /// included more than once"), is a 400 `invalid_request`.
@@ -366,6 +389,23 @@ mod tests {
     struct Body {
         #[allow(dead_code, reason = "only its parsing is tested")]
         name: String,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Flags {
+        #[serde(default)]
+        all: bool,
+    }
+
+    #[test]
+    fn strict_queries_refuse_unknown_parameters_but_ignore_underscored_ones() {
+        assert_eq!(parse_strict_query::<Flags>("all=true").expect("valid"), Flags { all: true });
+        assert_eq!(parse_strict_query::<Flags>("").expect("valid"), Flags { all: false });
+        assert_eq!(parse_strict_query::<Flags>("_=123&_cache=x").expect("cache-busters"), Flags { all: false });
+        for bad in ["ALL=true", "all=true&x=1", "all=maybe", "%ZZ"] {
+            assert_eq!(parse_strict_query::<Flags>(bad).expect_err(bad).code(), "invalid_query", "{bad}");
+        }
     }
 
     #[test]

@@ -1,15 +1,23 @@
 //! `/users/me` and the admin endpoints `/users`, `/users/{public_id}`. Password hashes never
 //! leave the database layer: responses are built from [`UserView`], which has no such field.
 
-use super::errors::{AppError, BodyErrors, DatabaseErrors, ForbiddenError, NotFoundError, TokenErrors};
+use super::errors::{AppError, BodyErrors, ConflictError, DatabaseErrors, ForbiddenError, NotFoundError, TokenErrors};
 use super::extract::{AdminUser, AuthenticatedUser, JsonBody};
 use crate::db::users::User;
 use crate::service::{Services, users};
 use actix_web::HttpResponse;
+use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::{Data, Path};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// User records are personal: never stored by a shared cache, nor by the browser.
+fn private_response() -> actix_web::HttpResponseBuilder {
+    let mut response = HttpResponse::Ok();
+    response.insert_header(CacheControl(vec![CacheDirective::NoStore]));
+    response
+}
 
 /// A user as clients see it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -40,7 +48,7 @@ pub async fn me(
     AuthenticatedUser(claims): AuthenticatedUser,
 ) -> Result<HttpResponse, AppError> {
     let user = users::me(&services, &claims.sub).await?;
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    Ok(private_response().json(UserView::from(user)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -59,7 +67,7 @@ pub struct UserList {
 )]
 pub async fn list(services: Data<Services>, _: AdminUser) -> Result<HttpResponse, AppError> {
     let users = users::list(&services).await?;
-    Ok(HttpResponse::Ok().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
+    Ok(private_response().json(UserList { users: users.into_iter().map(UserView::from).collect() }))
 }
 
 /// A user's `public_id` from the path; anything that is not a UUID names no user.
@@ -88,6 +96,7 @@ pub struct AdminChange {
         TokenErrors,
         ForbiddenError,
         NotFoundError,
+        ConflictError,
         DatabaseErrors,
     )
 )]
@@ -98,14 +107,8 @@ pub async fn update(
     JsonBody(change): JsonBody<AdminChange>,
 ) -> Result<HttpResponse, AppError> {
     let user = users::set_admin(&services, public_id(&path)?, change.admin).await?;
-    log::info!(
-        "admin {} set admin={} for {} ({}); a change ends their tokens",
-        caller.sub,
-        user.admin,
-        user.name,
-        user.public_id
-    );
-    Ok(HttpResponse::Ok().json(UserView::from(user)))
+    log::info!("admin {} set admin={} for {}; a change ends their tokens", caller.sub, user.admin, user.public_id);
+    Ok(private_response().json(UserView::from(user)))
 }
 
 /// `DELETE /users/{public_id}` (admin) → 204; the user's tokens die with them.
@@ -121,6 +124,7 @@ pub async fn update(
         TokenErrors,
         ForbiddenError,
         NotFoundError,
+        ConflictError,
         DatabaseErrors,
     )
 )]

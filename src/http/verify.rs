@@ -6,7 +6,7 @@
 //! (the `sub`), `X-Auth-Name` and `X-Auth-Groups`; on 401 nginx forwards our RFC 6750
 //! `WWW-Authenticate` challenge to the client.
 
-use super::errors::{AppError, ErrorBody, TokenErrors, Unauthorized};
+use super::errors::{AppError, ErrorBody, REALM, TokenErrors, Unauthorized};
 use super::extract::bearer_token;
 use crate::service::{Services, sessions};
 use actix_web::http::header::{CacheControl, CacheDirective};
@@ -50,7 +50,14 @@ pub async fn verify(req: HttpRequest, services: Data<Services>) -> HttpResponse 
         return AppError::Forbidden("the token lacks a required group").error_response();
     }
     if !scopes.iter().all(|scope| claims.has_scope(scope)) {
-        return AppError::InsufficientScope("the token lacks a required scope").error_response();
+        let mut response = AppError::InsufficientScope("the token lacks a required scope").error_response();
+        // RFC 6750 §3.1: the resource server names what was missing.
+        let challenge =
+            format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" "));
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+        }
+        return response;
     }
     let name = claims.name.as_deref().unwrap_or_default();
     HttpResponse::Ok()

@@ -45,7 +45,9 @@ impl From<UserError> for AuthorError {
         match error {
             UserError::NotACredential | UserError::NotFound => Self::NotACredential,
             UserError::NotAUser => Self::NotAUser,
-            UserError::NameTaken => Self::Failure(Failure::Internal("a user lookup reported a taken name".into())),
+            UserError::NameTaken | UserError::LastAdmin | UserError::Throttled { .. } => {
+                Self::Failure(Failure::Internal("a user lookup reported a change error".into()))
+            }
             UserError::Failure(failure) => Self::Failure(failure),
         }
     }

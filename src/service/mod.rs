@@ -36,6 +36,9 @@ pub struct Services {
     pub verifier: TokenVerifier,
     pub refresh_token_ttl: chrono::Duration,
     pub login_throttle: LoginThrottle,
+    pub registration_limit: crate::config::RegistrationLimit,
+    /// Keys the throttle table's account counters without storing typed names.
+    pub name_hasher: throttle::NameHasher,
     /// The built-in public client `/login` and `/token/refresh` issue tokens for.
     pub public_client_id: String,
     /// How long a client's previous secret keeps working after a rotation.
@@ -85,7 +88,7 @@ impl From<DbError> for Failure {
 impl From<PasswordError> for Failure {
     fn from(error: PasswordError) -> Self {
         match error {
-            PasswordError::Unavailable => Self::Unavailable(error.to_string()),
+            PasswordError::Unavailable | PasswordError::Busy => Self::Unavailable(error.to_string()),
             // Lengths are checked before a password reaches the hasher.
             PasswordError::TooLong | PasswordError::Bcrypt(_) => Self::Internal(error.to_string()),
         }

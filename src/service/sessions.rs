@@ -11,7 +11,7 @@ use super::{Failure, Services, failures_pass_through};
 use crate::db::clients::ClientRow;
 use crate::db::sessions::{self, NewSession, Refresh, RefreshTokenRecord, RefreshTokenState};
 use crate::db::users::{self, User};
-use crate::domain::{InvalidValue, Password, UserName, name_key};
+use crate::domain::{InvalidValue, Password, UserName, legacy_name_key, name_key};
 use crate::tokens::{
     ADMIN_GROUP, AccessClaims, Grant, MAX_SECRET_LEN, Subject, TokenRejection, generate_secret, hash_secret,
 };
@@ -102,21 +102,39 @@ pub async fn login(
         Password::check_length(password)?;
     }
     let key = lookup_key(name);
-    let attempt = Arc::new(AttemptKeys::new(key.as_deref().unwrap_or(IMPOSSIBLE_NAME), client));
+    let attempt = Arc::new(AttemptKeys::new(&services.name_hasher, key.as_deref().unwrap_or(IMPOSSIBLE_NAME), client));
     let (counted, rule, now) = (attempt.clone(), services.login_throttle, services.clock.now());
     if let Err(wait) = services.db.write(move |conn| throttle::begin_attempt(conn, &counted, &rule, now)).await? {
-        log::info!("login throttled for {name:?}");
+        // Never the typed name: it may be a password typed into the wrong field.
+        log::info!("login throttled for an account tried from {client}");
         services.metrics.login_throttled.inc();
         return Err(LoginError::Throttled { retry_after: wait });
     }
-    let Some(user) = validate_credentials(services, key, password).await? else {
+    let Some(user) = validate_credentials(services, name, key, password).await? else {
         let (rule, now) = (services.login_throttle, services.clock.now());
         services.db.write(move |conn| throttle::failed(conn, &attempt, &rule, now)).await?;
         return Err(LoginError::InvalidCredentials);
     };
     services.db.write(move |conn| throttle::succeeded(conn, &attempt)).await?;
+    let rehash = upgraded_hash(services, &user, password).await;
     // A user deleted during the password check has no session to start.
-    start_session(services, user.id, session_client).await?.ok_or(LoginError::InvalidCredentials)
+    start_session(services, user.id, session_client, rehash).await?.ok_or(LoginError::InvalidCredentials)
+}
+
+/// A new hash of `password` when the user's stored one has a lower cost than BCRYPT_COST (it
+/// was raised since): stored by the login's transaction, so the timing of a wrong password no
+/// longer tells an old account from an unknown name. Best effort: when other hashes are waiting
+/// (a registration flood) the upgrade waits for a later login rather than delay this one.
+async fn upgraded_hash(services: &Services, user: &User, password: &str) -> Option<String> {
+    if !services.passwords.needs_rehash(&user.password_hash) {
+        return None;
+    }
+    services
+        .passwords
+        .hash_if_idle(password)
+        .await
+        .inspect_err(|error| log::info!("password rehash of user {} postponed: {error}", user.public_id))
+        .ok()
 }
 
 /// The lookup key of a name as typed at login; `None` for a name no user can have (control
@@ -128,24 +146,44 @@ fn lookup_key(name: &str) -> Option<String> {
 }
 
 /// The user these credentials name, if the password is theirs. Unknown names are checked
-/// against a dummy hash: the same work, the same answer.
+/// against a dummy hash: the same work, the same answer. Among users the name rules left as
+/// they were (no skeleton), the name's key from before the rules is tried first: two users
+/// registered earlier whose names now map to one key (an NFD and an NFC "josé") each still find
+/// their own account by typing their own name. Users registered under the rules are found by
+/// their case-mapped key alone.
 async fn validate_credentials(
     services: &Services,
+    name: &str,
     key: Option<String>,
     password: &str,
 ) -> Result<Option<User>, LoginError> {
     let user = match key {
-        Some(key) => services.db.read(move |conn| users::find_by_name_key(conn, &key)).await?,
+        Some(key) => {
+            let legacy = legacy_name_key(name);
+            services
+                .db
+                .read(move |conn| match users::find_legacy_by_name_key(conn, &legacy)? {
+                    Some(user) => Ok(Some(user)),
+                    None => users::find_by_name_key(conn, &key),
+                })
+                .await?
+        }
         None => None,
     };
     let matches = services.passwords.verify(password, user.as_ref().map(|user| user.password_hash.clone())).await?;
     Ok(user.filter(|_| matches))
 }
 
-/// Starts a session for user `user_id` and issues its first pair; `None` if the user was
-/// deleted meanwhile. Tokens are issued from the user as they are once the session exists, so
-/// a role change made during the password check is not missed.
-async fn start_session(services: &Services, user_id: i32, client: SessionClient) -> Result<Option<TokenPair>, Failure> {
+/// Starts a session for user `user_id` and issues its first pair (storing `rehash`, if any, in
+/// the same transaction); `None` if the user was deleted meanwhile. Tokens are issued from the
+/// user as they are once the session exists, so a role change made during the password check is
+/// not missed.
+async fn start_session(
+    services: &Services,
+    user_id: i32,
+    client: SessionClient,
+    rehash: Option<String>,
+) -> Result<Option<TokenPair>, Failure> {
     let sid = Uuid::new_v4();
     let refresh = generate_secret();
     let now = services.clock.now();
@@ -154,14 +192,17 @@ async fn start_session(services: &Services, user_id: i32, client: SessionClient)
     let stored_client = client.clone();
     let user = services
         .db
-        .write(move |conn| {
+        .transaction(move |conn| -> Result<_, crate::actors::db::DbError> {
+            if let Some(upgraded) = &rehash {
+                users::set_password_hash(conn, user_id, upgraded)?;
+            }
             let session = NewSession {
                 id: &sid.to_string(),
                 user_id,
                 client_id: &stored_client.client_id,
                 scope: &stored_client.scope,
             };
-            sessions::start_session(conn, &session, &hash, now.naive_utc(), expires_at)
+            Ok(sessions::start_session(conn, &session, &hash, now.naive_utc(), expires_at)?)
         })
         .await?;
     let Some(user) = user else { return Ok(None) };

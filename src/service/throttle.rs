@@ -8,7 +8,7 @@
 //! So N parallel guesses cannot all slip past the limit while the first ones are still being
 //! checked (the race that let parallel requests bypass ZITADEL's lockout).
 
-use crate::config::{LoginThrottle, ThrottleRule};
+use crate::config::{LoginThrottle, RegistrationLimit, ThrottleRule};
 use crate::db::{DbConn, throttle};
 use chrono::{DateTime, Duration, Utc};
 use diesel::QueryResult;
@@ -31,9 +31,30 @@ pub struct AttemptKeys {
 }
 
 impl AttemptKeys {
-    pub fn new(name_key: &str, ip: std::net::IpAddr) -> Self {
+    /// The counters for a login as `name_key` from `ip`. The name is stored only as a keyed
+    /// hash: the table never holds what was typed (a password typed into the name field must
+    /// not end up readable in it).
+    pub fn new(names: &NameHasher, name_key: &str, ip: std::net::IpAddr) -> Self {
         let source = source_of(ip);
-        Self { account: format!("user:{name_key}@{source}"), ip: format!("ip:{source}") }
+        Self { account: format!("user:{}@{source}", names.hash(name_key)), ip: format!("ip:{source}") }
+    }
+}
+
+/// Hashes typed names for the throttle table with a key derived from the master key
+/// (HMAC-SHA256), so every instance computes the same counter key and the table reveals nothing.
+pub struct NameHasher {
+    key: aws_lc_rs::hmac::Key,
+}
+
+impl NameHasher {
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self { key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key) }
+    }
+
+    fn hash(&self, name_key: &str) -> String {
+        use base64::Engine as _;
+        let tag = aws_lc_rs::hmac::sign(&self.key, name_key.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tag.as_ref()[..16])
     }
 }
 
@@ -75,6 +96,40 @@ pub fn begin_attempt(
         }
         charge(&mut account, &throttle.account, now);
         throttle::save(conn, &account)?;
+        Ok(Ok(()))
+    })
+}
+
+/// Counts a registration from `ip` against its window (`REGISTRATIONS_PER_ADDRESS` per
+/// `REGISTRATION_WINDOW`, fixed windows starting at an address's first registration), or answers
+/// how long until the window ends (`Ok(Err(wait))`). A registration costs a bcrypt hash: without
+/// this, one address could spend the server's CPU on accounts nobody uses. The window's end is
+/// kept in the counter's `blocked_until`.
+pub fn begin_registration(
+    conn: &mut DbConn,
+    ip: std::net::IpAddr,
+    limit: &RegistrationLimit,
+    now: DateTime<Utc>,
+) -> QueryResult<Result<(), Duration>> {
+    if limit.per_address == 0 {
+        return Ok(Ok(()));
+    }
+    crate::db::write_transaction(conn, |conn| {
+        let mut row = throttle::lock(conn, &format!("register:{}", source_of(ip)), now.naive_utc())?;
+        let window_end = match row.blocked_until.map(|end| end.and_utc()).filter(|end| *end > now) {
+            Some(end) => end,
+            None => {
+                row.failures = 0;
+                now + limit.window
+            }
+        };
+        if row.failures >= i32::try_from(limit.per_address).unwrap_or(i32::MAX) {
+            return Ok(Err(window_end - now));
+        }
+        row.failures += 1;
+        row.blocked_until = Some(window_end.naive_utc());
+        row.updated_at = now.naive_utc();
+        throttle::save(conn, &row)?;
         Ok(Ok(()))
     })
 }
@@ -123,12 +178,15 @@ mod tests {
 
     #[test]
     fn addresses_are_counted_per_ipv4_address_and_per_ipv6_64() {
-        let key = |ip: &str| AttemptKeys::new("alice", ip.parse().expect("ip")).ip;
+        let names = NameHasher::new(&[7; 32]);
+        let key = |ip: &str| AttemptKeys::new(&names, "alice", ip.parse().expect("ip")).ip;
         assert_eq!(key("192.0.2.7"), "ip:192.0.2.7");
         assert_eq!(key("::ffff:192.0.2.7"), "ip:192.0.2.7");
         assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::9"));
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(AttemptKeys::new("alice", "192.0.2.7".parse().expect("ip")).account, "user:alice@192.0.2.7");
+        let account = AttemptKeys::new(&names, "alice", "192.0.2.7".parse().expect("ip")).account;
+        assert!(account.starts_with("user:") && account.ends_with("@192.0.2.7"), "{account}");
+        assert!(!account.contains("alice"), "the typed name is never stored: {account}");
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! deletion), each of which ends the user's existing tokens in the same transaction.
 
 use super::revocation::{self, TokenScope};
+use super::throttle;
 use super::{Failure, Services, failures_pass_through};
-use crate::db::users::{self, User};
+use crate::db::users::{self, NameKeys, User};
 use crate::db::{DbConn, UniqueField, unique_violation};
-use crate::domain::{Password, UserName};
+use crate::domain::{Password, UserName, stored_name_skeletons};
 use crate::tokens::Subject;
+use diesel::Connection as _;
 use uuid::Uuid;
 
 /// Why a user operation did not happen.
@@ -22,6 +24,12 @@ pub enum UserError {
     /// A service token (client credentials) on an operation for users.
     #[error("a service token cannot act as a user")]
     NotAUser,
+    /// Too many registrations from this address in the current window.
+    #[error("too many registrations from this address")]
+    Throttled { retry_after: chrono::Duration },
+    /// Demoting or deleting the last admin would leave nobody able to administer the service.
+    #[error("the last admin cannot be demoted or deleted")]
+    LastAdmin,
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -43,16 +51,46 @@ pub fn token_user(conn: &mut DbConn, subject: &Subject) -> Result<User, UserErro
     users::find_by_public_id(conn, &public_id.to_string())?.ok_or(UserError::NotACredential)
 }
 
-/// Registers a new user.
-pub async fn register(services: &Services, name: UserName, password: Password) -> Result<User, UserError> {
-    // Cheap early answer for a taken name, before spending a bcrypt hash on it. The unique
-    // index still decides races between concurrent registrations.
-    let key = name.key();
-    if services.db.read(move |conn| users::find_by_name_key(conn, &key)).await?.is_some() {
+/// Registers a new user, asked for from client address `address`.
+pub async fn register(
+    services: &Services,
+    name: UserName,
+    password: Password,
+    address: std::net::IpAddr,
+) -> Result<User, UserError> {
+    // The address's budget first: even the look-alike check below costs work.
+    let (limit, now) = (services.registration_limit, services.clock.now());
+    if let Err(wait) = services.db.write(move |conn| throttle::begin_registration(conn, address, &limit, now)).await? {
+        services.metrics.registrations_throttled.inc();
+        return Err(UserError::Throttled { retry_after: wait });
+    }
+    // Cheap early answer for a taken name (or a look-alike of one), before spending a bcrypt
+    // hash on it. The unique indexes still decide races between concurrent registrations.
+    let checked = name.clone();
+    if services.db.read(move |conn| name_taken(conn, &checked)).await? {
         return Err(UserError::NameTaken);
     }
     let password_hash = services.passwords.hash(password.expose()).await?;
     create(services, name, password_hash, false).await
+}
+
+fn keys(name: &UserName) -> NameKeys<'_> {
+    NameKeys { key: name.key(), skeleton: name.skeleton(), shown_skeleton: name.shown_skeleton() }
+}
+
+/// Whether `name`, or a name that looks like it, is registered.
+fn name_taken(conn: &mut DbConn, name: &UserName) -> diesel::QueryResult<bool> {
+    Ok(users::name_taken(conn, keys(name))? || looks_like_a_stored_name(conn, name)?)
+}
+
+/// Whether `name` looks like a name stored before the name rules whose skeletons the unique
+/// indexes do not hold (see [`backfill_names`]). Such names are only ever fewer (every new user
+/// has skeletons), so checking them before an insert is not racy.
+fn looks_like_a_stored_name(conn: &mut DbConn, name: &UserName) -> diesel::QueryResult<bool> {
+    Ok(users::without_skeletons(conn)?.iter().any(|stored| {
+        let (skeleton, shown_skeleton) = stored_name_skeletons(&stored.name);
+        skeleton == name.skeleton() || shown_skeleton == name.shown_skeleton()
+    }))
 }
 
 /// Inserts a user whose password is already hashed (also the `user create` command's way in).
@@ -63,7 +101,10 @@ pub fn insert(
     admin: bool,
     now: chrono::NaiveDateTime,
 ) -> Result<User, UserError> {
-    Ok(users::create(conn, name.as_str(), &name.key(), password_hash, admin, now)?)
+    if looks_like_a_stored_name(conn, name)? {
+        return Err(UserError::NameTaken);
+    }
+    Ok(users::create_named(conn, name.as_str(), keys(name), password_hash, admin, now)?)
 }
 
 async fn create(services: &Services, name: UserName, password_hash: String, admin: bool) -> Result<User, UserError> {
@@ -71,27 +112,96 @@ async fn create(services: &Services, name: UserName, password_hash: String, admi
     services.db.transaction(move |conn| insert(conn, &name, &password_hash, admin, now)).await
 }
 
+/// What [`backfill_names`] left as it was: users stored before the name rules. No name is
+/// changed and no user dropped.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LegacyNames {
+    /// Names the PRECIS profile refuses (invisible or compatibility characters, …). They keep
+    /// their old lowercase key, which login falls back to for such names: they log in as before.
+    pub refused: usize,
+    /// Names that look like another user's (a skeleton is taken). They have their case-mapped
+    /// key and log in as before.
+    pub look_alikes: usize,
+    /// Public ids of users whose case-mapped name is another user's (e.g. the NFD spelling of
+    /// an NFC name, or the fullwidth form of an ASCII one). They keep their old key and log in
+    /// with their own spelling (login tries the old key first); other spellings of the name
+    /// find the other user.
+    pub key_taken: Vec<String>,
+}
+
+impl LegacyNames {
+    pub fn total(&self) -> usize {
+        self.refused + self.look_alikes + self.key_taken.len()
+    }
+}
+
+/// Gives users stored before the name rules their case-mapped key and skeletons, oldest first,
+/// where the name passes the profile and neither is another user's. Run at every start: a name
+/// left out is taken up once the user it collided with is gone.
+pub async fn backfill_names(services: &Services) -> Result<LegacyNames, UserError> {
+    services.db.transaction(backfill).await
+}
+
+fn backfill(conn: &mut DbConn) -> Result<LegacyNames, UserError> {
+    let mut legacy = LegacyNames::default();
+    for user in users::without_skeletons(conn)? {
+        let Ok(name) = UserName::parse(&user.name) else {
+            legacy.refused += 1;
+            continue;
+        };
+        if !unless_taken(conn, |conn| users::set_name_key(conn, user.id, name.key()))? {
+            legacy.key_taken.push(user.public_id);
+        } else if !unless_taken(conn, |conn| {
+            users::set_skeletons(conn, user.id, name.skeleton(), name.shown_skeleton())
+        })? {
+            legacy.look_alikes += 1;
+        }
+    }
+    Ok(legacy)
+}
+
+/// Runs `write` in a savepoint: `false`, and nothing written, if it hit a unique constraint.
+fn unless_taken(
+    conn: &mut DbConn,
+    write: impl FnOnce(&mut DbConn) -> diesel::QueryResult<usize>,
+) -> Result<bool, UserError> {
+    match conn.transaction(write) {
+        Ok(_) => Ok(true),
+        Err(error) if unique_violation(&error).is_some() => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// What [`ensure_admin`] found or did.
 #[derive(Debug)]
 pub enum AdminSetup {
     Created(User),
-    /// A user of that name exists already.
+    /// An admin of that name exists already.
     Exists,
+    /// A user of that name exists and is not an admin (perhaps a squatter): the operator must
+    /// decide.
+    ExistsNotAdmin,
 }
 
 /// Creates the configured initial admin unless a user of that name exists.
 pub async fn ensure_admin(services: &Services, name: UserName, password: Password) -> Result<AdminSetup, UserError> {
-    let key = name.key();
-    if services.db.read(move |conn| users::find_by_name_key(conn, &key)).await?.is_some() {
-        return Ok(AdminSetup::Exists);
+    let key = name.key().to_string();
+    let lookup = key.clone();
+    if let Some(user) = services.db.read(move |conn| users::find_by_name_key(conn, &lookup)).await? {
+        return Ok(if user.admin { AdminSetup::Exists } else { AdminSetup::ExistsNotAdmin });
     }
     let hash = services.passwords.hash(password.expose()).await?;
     match create(services, name, hash, true).await {
         Ok(user) => Ok(AdminSetup::Created(user)),
-        // Another instance starting at the same moment created it first.
-        Err(UserError::NameTaken) => Ok(AdminSetup::Exists),
+        // Another instance starting at the same moment created it first; or the name looks like
+        // another user's, which is no admin.
+        Err(UserError::NameTaken) if key_registered(services, key).await? => Ok(AdminSetup::Exists),
         Err(error) => Err(error),
     }
+}
+
+async fn key_registered(services: &Services, key: String) -> Result<bool, UserError> {
+    Ok(services.db.read(move |conn| users::find_by_name_key(conn, &key)).await?.is_some())
 }
 
 /// The caller's own record.
@@ -105,6 +215,14 @@ pub async fn list(services: &Services) -> Result<Vec<User>, UserError> {
     Ok(services.db.read(users::list).await?)
 }
 
+/// The rule that keeps the service administrable: the last admin can be neither demoted nor
+/// deleted. `admins` are the ids of every admin, locked by the caller's transaction *before* the
+/// user is (always in id order, so two admins demoting each other at once cannot deadlock, and
+/// the second sees the first's change and is refused).
+fn refuse_last_admin(user: &User, admins: &[i32]) -> Result<(), UserError> {
+    if user.admin && admins.iter().all(|id| *id == user.id) { Err(UserError::LastAdmin) } else { Ok(()) }
+}
+
 /// Grants or withdraws the admin role. A change ends the user's existing tokens, so a demoted
 /// admin's old token no longer carries `groups: ["admin"]`.
 pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Result<User, UserError> {
@@ -112,10 +230,12 @@ pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Res
     let (user, ended) = services
         .db
         .transaction(move |conn| -> Result<_, UserError> {
+            let admins = if admin { Vec::new() } else { users::lock_admins(conn)? };
             let user = users::lock_by_public_id(conn, &public_id.to_string())?.ok_or(UserError::NotFound)?;
             if user.admin == admin {
                 return Ok((user, None));
             }
+            refuse_last_admin(&user, &admins)?;
             let user = users::set_admin(conn, &user.public_id, admin)?;
             let subject = Subject::User(public_id);
             let ended = revocation::end_subject_tokens(
@@ -142,7 +262,9 @@ pub async fn delete(services: &Services, public_id: Uuid) -> Result<(), UserErro
     let ended = services
         .db
         .transaction(move |conn| -> Result<_, UserError> {
-            users::lock_by_public_id(conn, &public_id.to_string())?.ok_or(UserError::NotFound)?;
+            let admins = users::lock_admins(conn)?;
+            let user = users::lock_by_public_id(conn, &public_id.to_string())?.ok_or(UserError::NotFound)?;
+            refuse_last_admin(&user, &admins)?;
             let subject = Subject::User(public_id);
             let ended = revocation::end_subject_tokens(conn, &subject, None, TokenScope::Everything, now, lifetime)?;
             users::delete_by_public_id(conn, &public_id.to_string())?;

@@ -134,6 +134,10 @@ pub struct TestConfig {
     pub login_failures_before_delay: String,
     pub ip_failures_before_delay: String,
     pub trusted_proxies: String,
+    /// REGISTRATIONS_PER_ADDRESS: every test client is 127.0.0.1, so off unless a test wants it.
+    pub registrations_per_address: String,
+    /// ADMIN_NAME (with ADMIN_PASSWORD).
+    pub admin_name: String,
 }
 
 impl TestConfig {
@@ -167,6 +171,8 @@ impl TestConfig {
             // Every test client is 127.0.0.1: keep the per-address limit out of other tests' way.
             ip_failures_before_delay: "1000".into(),
             trusted_proxies: String::new(),
+            registrations_per_address: "0".into(),
+            admin_name: ADMIN_NAME.into(),
         }
     }
 
@@ -198,7 +204,7 @@ impl TestConfig {
             master_key: if self.master_key_file.is_some() { None } else { Some(self.master_key.clone()) },
             master_key_file: self.master_key_file.clone(),
             bcrypt_cost: self.bcrypt_cost.clone(),
-            admin_name: Some(ADMIN_NAME.into()),
+            admin_name: Some(self.admin_name.clone()),
             admin_password: Some(ADMIN_PASSWORD.into()),
             key_ring_poll_interval: self.key_ring_poll_interval.clone(),
             revocation_poll_interval: self.revocation_poll_interval.clone(),
@@ -211,6 +217,8 @@ impl TestConfig {
             db_pool_size: "4".into(),
             public_client_id: "library-app".into(),
             client_secret_grace: "24h".into(),
+            registrations_per_address: self.registrations_per_address.clone(),
+            registration_window: "1h".into(),
         })
         .expect("test settings are valid")
     }
@@ -582,6 +590,8 @@ impl ServerProcess {
             .env("ADMIN_NAME", ADMIN_NAME)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", "info")
+            // Every test client is 127.0.0.1.
+            .env("REGISTRATIONS_PER_ADDRESS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -1383,12 +1383,6 @@ async fn edge_cases_of_oauth_requests_get_clear_answers(
     };
     let refused = app.send(bearer_introspect(&without)).await;
     assert_error(&refused, StatusCode::FORBIDDEN, "insufficient_scope", "a service token without introspect");
-    assert!(
-        refused
-            .headers
-            .get("www-authenticate")
-            .is_some_and(|value| value.to_str().unwrap_or_default().contains("insufficient_scope"))
-    );
     for token in [&with, &user_token] {
         let reply = app.send(bearer_introspect(token)).await;
         assert_eq!((reply.status, reply.body["active"].as_bool()), (StatusCode::OK, Some(true)), "{:?}", reply.body);

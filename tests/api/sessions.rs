@@ -261,7 +261,11 @@ async fn pruning_drops_only_revocations_that_no_longer_matter(
     assert_eq!(revocations.deny_list().len(), 4, "two tokens and their two sessions");
 
     app.clock.advance(Duration::minutes(11)); // alice's token (and session) are past exp + leeway
-    assert_eq!(revocations.prune_now().await.expect("prune"), 1, "alice's stored token revocation");
+    assert_eq!(
+        revocations.prune_now().await.expect("prune"),
+        3,
+        "alice's stored token revocation, and both revoked sessions' refresh tokens"
+    );
     assert_eq!(revocations.deny_list().len(), 2, "bob's entries remain");
     assert!(!app.access_works(&late.access).await, "bob's revoked token is still refused");
 }

@@ -318,3 +318,75 @@ async fn nginx_auth_request_protects_an_upstream_with_the_shipped_config() {
     let (status, _, _) = through(&app, &nginx, "/books", Some(&admin), &[]).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
 }
+
+/// The admin gate holds however the path is spelled, as long as an upstream could read it as
+/// its `/admin` (Tomcat and Spring match case-insensitively or strip `;` parameters; nginx
+/// decodes `%61` before matching but passes the raw URI on), and it leaves other paths alone.
+#[actix_web::test]
+async fn nginx_gates_admin_paths_however_they_are_spelled() {
+    let Some(binary) = nginx_binary() else { return };
+    let app = spawn_app().await;
+    let upstream = start_upstream();
+    let nginx = start_nginx(binary, app.address.trim_start_matches("http://"), &upstream);
+    let alice = app.user_token("alice").await;
+    let admin = app.admin_token().await;
+
+    let gated = [
+        "/admin/x",
+        "/ADMIN/x",
+        "/Admin/x",
+        "/admin;x/y",
+        "/%61dmin/x",
+        "/%41DMIN/x",
+        "/adm%69n;jsessionid=1/x",
+        "/admin%3Bx/y",
+        "/admin%2Fx",
+        "//admin/x",
+        "/admin",
+        "/ADMIN",
+        "/admin;x",
+        "/admin.json",
+        "/admin/x?group=none",
+    ];
+    for path in gated {
+        let (status, _, challenge) = through(&app, &nginx, path, None, &[]).await;
+        assert_eq!((status, challenge.is_some()), (StatusCode::UNAUTHORIZED, true), "{path} without a token");
+        let (status, seen, _) = through(&app, &nginx, path, Some(&alice), &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path} with a token without the admin group: {seen}");
+        let (status, seen, _) = through(&app, &nginx, path, Some(&admin), &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path} with an admin token");
+        let raw = path.split('?').next().unwrap_or(path);
+        assert_eq!(
+            (seen["path"].as_str(), seen["x_auth_groups"].as_str()),
+            (Some(raw), Some("admin")),
+            "{path}: the upstream gets the raw path, and the admin's groups"
+        );
+    }
+
+    // Paths that only begin with the same letters, or hold `admin` further down, need any valid
+    // token, no more.
+    for path in ["/administrators", "/adminx", "/ADMINISTRATION/x", "/books/admin/x", "/books/admin;x", "/my-admin"] {
+        let (status, _, _) = through(&app, &nginx, path, None, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} without a token");
+        let (status, seen, _) = through(&app, &nginx, path, Some(&alice), &[]).await;
+        assert_eq!((status, seen["path"].as_str()), (StatusCode::OK, Some(path)), "{path} with any valid token");
+    }
+
+    // An empty, `.` or `..` segment with parameters is normalized away by Tomcat or Spring past
+    // nginx's idea of the path (`/books/..;/admin/x`, `/.;/admin/x` and `/;/admin/x` are their
+    // `/admin/x`): refused, even for admins.
+    for path in [
+        "/books/..;/admin/x",
+        "/books/%2e%2e;/admin/x",
+        "/books/..;jsessionid=1/admin/x",
+        "/..;/admin",
+        "/.;/admin/x",
+        "/;/admin/x",
+        "/%2e;/admin/x",
+    ] {
+        for token in [None, Some(alice.as_str()), Some(admin.as_str())] {
+            let (status, seen, _) = through(&app, &nginx, path, token, &[]).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {seen}");
+        }
+    }
+}
