@@ -8,7 +8,8 @@
 
 use super::errors::{AppError, ErrorBody, REALM, TokenErrors, Unauthorized};
 use super::extract::bearer_token;
-use crate::service::{Services, sessions};
+use crate::service::Services;
+use crate::service::sessions::{self, Lacking};
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
@@ -46,18 +47,10 @@ pub async fn verify(req: HttpRequest, services: Data<Services>) -> HttpResponse 
     else {
         return AppError::Forbidden("the query string cannot be read").error_response();
     };
-    if !groups.iter().all(|group| claims.groups.contains(group)) {
-        return AppError::Forbidden("the token lacks a required group").error_response();
-    }
-    if !scopes.iter().all(|scope| claims.has_scope(scope)) {
-        let mut response = AppError::InsufficientScope("the token lacks a required scope").error_response();
-        // RFC 6750 §3.1: the resource server names what was missing.
-        let challenge =
-            format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" "));
-        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(actix_web::http::header::WWW_AUTHENTICATE, value);
-        }
-        return response;
+    match sessions::authorize(&claims, &groups, &scopes) {
+        Ok(()) => {}
+        Err(Lacking::Group) => return AppError::Forbidden("the token lacks a required group").error_response(),
+        Err(Lacking::Scope) => return insufficient_scope(&scopes),
     }
     let name = claims.name.as_deref().unwrap_or_default();
     HttpResponse::Ok()
@@ -67,6 +60,17 @@ pub async fn verify(req: HttpRequest, services: Data<Services>) -> HttpResponse 
         .insert_header(("X-Auth-Scope", claims.scope.clone()))
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
         .finish()
+}
+
+/// 403 with the RFC 6750 §3.1 challenge naming the scopes that were required.
+fn insufficient_scope(scopes: &[String]) -> HttpResponse {
+    let mut response = AppError::InsufficientScope("the token lacks a required scope").error_response();
+    let challenge = format!("Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" "));
+    // A scope that cannot be a header value (it is the client's own query) leaves the challenge out.
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// Every value of parameter `wanted` in the query string; `None` when it is not a valid query

@@ -326,6 +326,24 @@ pub fn authenticate(services: &Services, token: &str) -> Result<AccessClaims, To
     outcome
 }
 
+/// What a token lacks for a request that requires groups and scopes (the `/verify` sidecar).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lacking {
+    Group,
+    Scope,
+}
+
+/// Whether `claims` carry every group and every scope required: a token passes only with all.
+pub fn authorize(claims: &AccessClaims, groups: &[String], scopes: &[String]) -> Result<(), Lacking> {
+    if !groups.iter().all(|group| claims.groups.contains(group)) {
+        return Err(Lacking::Group);
+    }
+    if !scopes.iter().all(|scope| claims.has_scope(scope)) {
+        return Err(Lacking::Scope);
+    }
+    Ok(())
+}
+
 /// Logs out the session of the presented access token: that token and every token of its
 /// login stop working. A service token has no session: only the token itself ends.
 pub async fn log_out(services: &Services, claims: &AccessClaims) -> Result<(), Failure> {
@@ -469,5 +487,25 @@ pub async fn revoke(services: &Services, caller: &Caller, token: &str, refresh_f
             }
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokens::fixtures::claims_at;
+
+    #[test]
+    fn a_token_is_authorized_only_with_every_required_group_and_scope() {
+        let claims = AccessClaims {
+            groups: vec!["admin".into()],
+            scope: "reports introspect".into(),
+            ..claims_at(1_800_000_000)
+        };
+        let owned = |items: &[&str]| items.iter().map(|item| item.to_string()).collect::<Vec<_>>();
+        assert_eq!(authorize(&claims, &[], &[]), Ok(()));
+        assert_eq!(authorize(&claims, &owned(&["admin"]), &owned(&["reports", "introspect"])), Ok(()));
+        assert_eq!(authorize(&claims, &owned(&["admin", "staff"]), &[]), Err(Lacking::Group));
+        assert_eq!(authorize(&claims, &[], &owned(&["report"])), Err(Lacking::Scope), "whole words only");
     }
 }

@@ -806,7 +806,7 @@ fn super_super_and_self() {
 fn inline_paths_in_code() {
     let known = ["", "db", "throttle", "http", "http::errors", "http::auth"];
     let source = "fn f(c: &mut Conn) {\n    crate::db::write_transaction(c, |c| Ok(()))?;\n    \
-                  let e: super::errors::AppError = todo!();\n    let _ = <T as crate::throttle::Rule>::new();\n}\n";
+                  let e: super::errors::AppError = make();\n    let _ = <T as crate::throttle::Rule>::new();\n}\n";
     assert_eq!(
         edges_of(&known, "http::auth", source),
         [

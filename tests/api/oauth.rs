@@ -5,8 +5,8 @@
 //! the metrics. Each failure names its case.
 
 use crate::helpers::{
-    ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, Reply, Session, TestApp, TestConfig, claim, jwt_segments, spawn_app,
-    spawn_app_on, spawn_app_with,
+    ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, Reply, Session, TestApp, TestConfig, claim, jwt_segments, sample,
+    spawn_app, spawn_app_on, spawn_app_with,
 };
 use chrono::Duration;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -179,15 +179,6 @@ fn assert_token_response(reply: &Reply, case: &str) {
     assert_eq!(reply.body["expires_in"], 1800, "{case}: ACCESS_TOKEN_TTL");
     assert!(reply.body["access_token"].is_string(), "{case}: {:?}", reply.body);
     assert!(reply.body["scope"].is_string(), "{case}: scope is always answered: {:?}", reply.body);
-}
-
-/// The value of one sample line (`name{labels} value`) of a Prometheus text exposition.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 // Grants

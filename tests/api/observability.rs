@@ -1,18 +1,9 @@
 //! What the service tells operators: /metrics, and a graceful shutdown.
 
-use crate::helpers::{ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, ServerProcess, TestConfig, spawn_app_on};
+use crate::helpers::{ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, ServerProcess, TestConfig, sample, spawn_app_on};
 use reqwest::StatusCode;
 use rstest::rstest;
 use std::time::{Duration, Instant};
-
-/// The value of one sample line (`name{labels} value`) of a Prometheus text exposition.
-fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
 
 #[rstest]
 #[actix_web::test]
