@@ -85,6 +85,9 @@ pub struct SettingsArgs {
     /// Verified access tokens kept in memory so a repeated token skips the signature check (0: off).
     #[arg(long, env = "TOKEN_CACHE_SIZE", default_value = "10000", global = true)]
     pub token_cache_size: String,
+    /// HTTP worker threads (0: one per CPU core).
+    #[arg(long, env = "HTTP_WORKERS", default_value = "0", global = true)]
+    pub http_workers: String,
     /// Database connections, and threads of the database actor.
     #[arg(long, env = "DB_POOL_SIZE", default_value = "8", global = true)]
     pub db_pool_size: String,
@@ -127,6 +130,7 @@ impl std::fmt::Debug for SettingsArgs {
             .field("ip_delay_cap", &self.ip_delay_cap)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("token_cache_size", &self.token_cache_size)
+            .field("http_workers", &self.http_workers)
             .field("db_pool_size", &self.db_pool_size)
             .field("public_client_id", &self.public_client_id)
             .field("client_secret_grace", &self.client_secret_grace)
@@ -231,6 +235,8 @@ pub struct Settings {
     pub login_throttle: LoginThrottle,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub token_cache_size: usize,
+    /// HTTP worker threads; 0 means one per CPU core.
+    pub http_workers: usize,
     pub db_pool_size: u32,
     pub public_client_id: String,
     pub client_secret_grace: Duration,
@@ -308,6 +314,7 @@ impl Settings {
             },
             trusted_proxies: parse_trusted_proxies(&args.trusted_proxies)?,
             token_cache_size: parse_in_range("TOKEN_CACHE_SIZE", &args.token_cache_size, 0..=1_000_000)? as usize,
+            http_workers: parse_in_range("HTTP_WORKERS", &args.http_workers, 0..=256)? as usize,
             db_pool_size: parse_in_range("DB_POOL_SIZE", &args.db_pool_size, 1..=64)?,
             public_client_id: parse_client_id("PUBLIC_CLIENT_ID", args.public_client_id)?,
             registration_limit: RegistrationLimit {

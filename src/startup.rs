@@ -222,6 +222,7 @@ impl Application {
         .keep_alive(std::time::Duration::from_secs(75))
         // SIGTERM / SIGINT: stop accepting, finish in-flight requests (up to 30 s), then exit.
         .shutdown_timeout(30)
+        .workers(http_workers(settings.http_workers))
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: address, source })?
         .run();
@@ -250,6 +251,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// HTTP_WORKERS, with 0 meaning one worker per CPU core (actix-web's default).
+fn http_workers(configured: usize) -> usize {
+    if configured > 0 { configured } else { std::thread::available_parallelism().map_or(1, usize::from) }
 }
 
 /// Registers the built-in public client (PUBLIC_CLIENT_ID) unless it exists.

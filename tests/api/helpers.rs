@@ -214,6 +214,7 @@ impl TestConfig {
             ip_delay_cap: "15m".into(),
             trusted_proxies: self.trusted_proxies.clone(),
             token_cache_size: "10000".into(),
+            http_workers: "0".into(),
             db_pool_size: "4".into(),
             public_client_id: "library-app".into(),
             client_secret_grace: "24h".into(),
