@@ -1,19 +1,25 @@
 //! Prometheus metrics (`GET /metrics`, text exposition format). Counters are updated where the
 //! events happen; gauges of state owned elsewhere (key ring, deny list, connection pool) are
 //! read when scraped, so they are never stale.
+//!
+//! Hot paths hold metric handles, never label strings: looking a labelled series up by its
+//! label values hashes strings and takes a lock on every request. [`RouteMetrics`] keeps one
+//! route's handles, created on first use of each method and status and reused after.
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder as _, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 /// One registry per running service (tests run many services in one process).
 pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
-    pub tokens_issued: IntCounterVec,
-    pub verifications: IntCounterVec,
+    pub tokens_issued: IssuedCounters,
+    pub verifications: VerificationCounters,
     pub revocations: IntCounterVec,
     pub login_throttled: IntCounter,
     pub registrations_throttled: IntCounter,
@@ -62,8 +68,16 @@ impl Metrics {
                 "Requests answered, by route, method and status.",
                 &["route", "method", "status"],
             ),
-            tokens_issued: counter("tokens_issued_total", "Access tokens issued, by grant.", &["grant"]),
-            verifications: counter("token_verifications_total", "Access token checks, by outcome.", &["outcome"]),
+            tokens_issued: IssuedCounters::new(&counter(
+                "tokens_issued_total",
+                "Access tokens issued, by grant.",
+                &["grant"],
+            )),
+            verifications: VerificationCounters::new(&counter(
+                "token_verifications_total",
+                "Access token checks, by outcome.",
+                &["outcome"],
+            )),
             revocations: counter("revocations_total", "Revocations, by what they end.", &["kind"]),
             key_ring_keys: gauge("key_ring_keys", "Keys in the ring, by state (all are published).", &["state"]),
             db_pool_connections: gauge("db_pool_connections", "Database connections, by state.", &["state"]),
@@ -87,5 +101,115 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// `token_verifications_total` by outcome, as handles (one per outcome).
+pub struct VerificationCounters {
+    pub valid: IntCounter,
+    pub revoked: IntCounter,
+    pub invalid: IntCounter,
+}
+
+impl VerificationCounters {
+    fn new(by_outcome: &IntCounterVec) -> Self {
+        Self {
+            valid: by_outcome.with_label_values(&["valid"]),
+            revoked: by_outcome.with_label_values(&["revoked"]),
+            invalid: by_outcome.with_label_values(&["invalid"]),
+        }
+    }
+}
+
+/// `tokens_issued_total` by grant, as handles (one per grant).
+pub struct IssuedCounters {
+    pub password: IntCounter,
+    pub refresh_token: IntCounter,
+    pub client_credentials: IntCounter,
+}
+
+impl IssuedCounters {
+    fn new(by_grant: &IntCounterVec) -> Self {
+        Self {
+            password: by_grant.with_label_values(&["password"]),
+            refresh_token: by_grant.with_label_values(&["refresh_token"]),
+            client_credentials: by_grant.with_label_values(&["client_credentials"]),
+        }
+    }
+}
+
+/// The methods a route's handles are kept for; any other method takes the labelled lookup.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+/// The statuses the service answers; any other status takes the labelled lookup.
+const STATUSES: [u16; 17] = [200, 201, 204, 304, 400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 429, 500, 503];
+
+/// One route's request counters and latency histograms (`http_requests_total`,
+/// `http_request_duration_seconds`), built once when the server starts.
+pub struct RouteMetrics {
+    route: &'static str,
+    metrics: Arc<Metrics>,
+    methods: [MethodMetrics; METHODS.len()],
+}
+
+#[derive(Default)]
+struct MethodMetrics {
+    duration: OnceLock<Histogram>,
+    requests: [OnceLock<IntCounter>; STATUSES.len()],
+}
+
+impl RouteMetrics {
+    /// Handles for `route` (a path pattern such as `/authors/{id}`, or `unmatched`).
+    pub fn new(metrics: Arc<Metrics>, route: &'static str) -> Self {
+        Self { route, metrics, methods: Default::default() }
+    }
+
+    /// The route pattern, as metrics and logs name it.
+    pub fn route(&self) -> &'static str {
+        self.route
+    }
+
+    /// Counts one request answered with `status` after `elapsed`.
+    pub fn record(&self, method: &str, status: u16, elapsed: Duration) {
+        let Some(index) = METHODS.iter().position(|known| *known == method) else {
+            // A method we do not serve: rare, so the labelled lookup is fine.
+            self.metrics.http_requests.with_label_values(&[self.route, method, &status.to_string()]).inc();
+            self.metrics.http_duration.with_label_values(&[self.route, method]).observe(elapsed.as_secs_f64());
+            return;
+        };
+        let (method, slots) = (METHODS[index], &self.methods[index]);
+        let duration =
+            slots.duration.get_or_init(|| self.metrics.http_duration.with_label_values(&[self.route, method]));
+        duration.observe(elapsed.as_secs_f64());
+        match STATUSES.iter().position(|known| *known == status) {
+            Some(at) => slots.requests[at]
+                .get_or_init(|| {
+                    self.metrics.http_requests.with_label_values(&[self.route, method, &status.to_string()])
+                })
+                .inc(),
+            None => self.metrics.http_requests.with_label_values(&[self.route, method, &status.to_string()]).inc(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_handles_count_like_labelled_lookups() {
+        let metrics = Arc::new(Metrics::new());
+        let route = RouteMetrics::new(metrics.clone(), "/authors/{id}");
+        for (method, status) in [("GET", 200), ("GET", 200), ("GET", 404), ("BREW", 418), ("DELETE", 299)] {
+            route.record(method, status, Duration::from_millis(1));
+        }
+        let count = |method: &str, status: &str| {
+            metrics.http_requests.with_label_values(&["/authors/{id}", method, status]).get()
+        };
+        assert_eq!(
+            (count("GET", "200"), count("GET", "404"), count("BREW", "418"), count("DELETE", "299")),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(metrics.http_duration.with_label_values(&["/authors/{id}", "GET"]).get_sample_count(), 3);
+        assert_eq!(route.route(), "/authors/{id}");
     }
 }

@@ -16,10 +16,10 @@ use crate::master_key::{MasterKey, MasterKeyError};
 use crate::service::Services;
 use crate::service::users::{self, AdminSetup};
 use crate::tokens::{CLOCK_LEEWAY_SECS, TokenIssuer, TokenVerifier, VerificationPolicy, VerifiedTokenCache};
-use actix_web::dev::{Server, ServerHandle, Service as _};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, Logger};
-use actix_web::web::{self, Data};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
+use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use secrecy::ExposeSecret;
 use std::net::{SocketAddr, TcpListener};
@@ -181,40 +181,9 @@ impl Application {
                 .app_data(http::query_config())
                 .wrap(ErrorHandlers::new().default_handler(json_envelope_for_framework_errors))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
-                // Per-route request counts and latencies for /metrics.
-                .wrap_fn(move |req, service| {
-                    let (metrics, started, method) =
-                        (metrics.clone(), std::time::Instant::now(), req.method().to_string());
-                    let response = service.call(req);
-                    async move {
-                        let mut response = response.await?;
-                        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-                        // User records, errors included, are for the caller alone: no cache keeps them.
-                        if route.starts_with("/users") {
-                            response
-                                .headers_mut()
-                                .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-                        }
-                        let status = response.status().as_u16().to_string();
-                        metrics.http_requests.with_label_values(&[&route, &method, &status]).inc();
-                        metrics
-                            .http_duration
-                            .with_label_values(&[&route, &method])
-                            .observe(started.elapsed().as_secs_f64());
-                        Ok(response)
-                    }
-                })
-                // One line per request: address, method, route, path, status, size, time. Never
-                // query strings, headers or bodies, which may hold secrets.
-                .wrap(
-                    Logger::new("%a %{method}xi %{route}xo %U %s %b %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string())
-                        .custom_response_replace("route", |res| {
-                            res.request().match_pattern().unwrap_or_else(|| "unmatched".into())
-                        }),
-                )
-                .configure(http::routes)
-                .default_service(web::to(http::not_found))
+                // Each route counts, times and logs its requests (http::observe).
+                .configure(http::routes(&metrics))
+                .default_service(http::unmatched(metrics))
         })
         // Slow or idle clients cannot hold a worker's connection slots forever.
         .client_request_timeout(std::time::Duration::from_secs(10))

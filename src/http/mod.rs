@@ -8,6 +8,7 @@ mod clients;
 pub mod errors;
 pub mod extract;
 mod oauth;
+mod observe;
 pub mod openapi;
 mod routes;
 mod users;
@@ -16,14 +17,17 @@ mod well_known;
 
 pub use clients::ClientView;
 pub use extract::TrustedProxies;
+pub use observe::unmatched;
 pub use routes::{RouteTable, route_table};
 
+use crate::metrics::Metrics;
 use actix_web::web::{self, ServiceConfig};
 use errors::AppError;
+use std::sync::Arc;
 
-/// Registers every route of [`route_table`].
-pub fn routes(cfg: &mut ServiceConfig) {
-    route_table().register(cfg);
+/// Registers every route of [`route_table`], observed into `metrics`.
+pub fn routes(metrics: &Arc<Metrics>) -> impl FnOnce(&mut ServiceConfig) + '_ {
+    move |cfg| route_table().register(cfg, metrics)
 }
 
 /// Path parameters that do not parse name nothing that exists.
@@ -35,9 +39,4 @@ pub fn path_config() -> web::PathConfig {
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default()
         .error_handler(|error, _| AppError::bad_request("invalid_query", error.to_string()).into())
-}
-
-/// Answers requests for routes that do not exist.
-pub async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
-    Err(AppError::NotFound("no such route"))
 }

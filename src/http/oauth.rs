@@ -110,7 +110,7 @@ async fn caller(req: &HttpRequest, services: &Services, body: &TokenRequestBody)
     }
     match bearer_token(req) {
         Ok(token) => sessions::authenticate(services, token)
-            .map(Caller::Token)
+            .map(|claims| Caller::Token(std::sync::Arc::unwrap_or_clone(claims)))
             .map_err(|_| AppError::Unauthorized(Unauthorized::InvalidToken)),
         Err(AppError::Unauthorized(Unauthorized::MissingToken)) => Ok(Caller::Anonymous),
         Err(error) => Err(error),

@@ -1,10 +1,15 @@
 //! The route table (API.md "Endpoints"), kept as data so a test can hold it against the
 //! OpenAPI document: every route documented, every documented operation routed.
 
+use super::observe::RouteObserver;
 use super::{admin, auth, authors, clients, oauth, openapi, users, verify, well_known};
+use crate::metrics::Metrics;
+use actix_web::dev::Service as _;
 use actix_web::http::Method;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{FromRequest, Handler, Responder, Route};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The routes, in registration order. Resources answer a method they lack with 405.
 #[derive(Default)]
@@ -87,20 +92,28 @@ impl RouteTable {
         self.routes.iter().map(|(path, method, _)| (method.clone(), *path)).collect()
     }
 
-    /// Registers the routes, one resource per path.
-    pub fn register(self, cfg: &mut ServiceConfig) {
-        let mut resources: Vec<(&'static str, actix_web::Resource)> = Vec::new();
+    /// Registers the routes, one resource per path, each observed (counted, timed and logged)
+    /// by its own [`RouteObserver`].
+    pub fn register(self, cfg: &mut ServiceConfig, metrics: &Arc<Metrics>) {
+        let mut paths: Vec<(&'static str, Vec<Route>)> = Vec::new();
         for (path, _, route) in self.routes {
-            match resources.iter().position(|(known, _)| *known == path) {
-                Some(index) => {
-                    let (path, resource) = resources.remove(index);
-                    resources.insert(index, (path, resource.route(route)));
-                }
-                None => resources.push((path, web::resource(path).route(route))),
+            match paths.iter_mut().find(|(known, _)| *known == path) {
+                Some((_, routes)) => routes.push(route),
+                None => paths.push((path, vec![route])),
             }
         }
-        for (_, resource) in resources {
-            cfg.service(resource);
+        for (path, routes) in paths {
+            let observer = Arc::new(RouteObserver::new(metrics.clone(), path));
+            let resource = routes.into_iter().fold(web::resource(path), actix_web::Resource::route);
+            cfg.service(resource.wrap_fn(move |req, service| {
+                let (observer, started) = (observer.clone(), Instant::now());
+                let response = service.call(req);
+                async move {
+                    let mut response = response.await?;
+                    observer.finish(&mut response, started);
+                    Ok(response)
+                }
+            }));
         }
     }
 }

@@ -10,7 +10,7 @@ use super::errors::{AppError, ErrorBody, REALM, TokenErrors, Unauthorized};
 use super::extract::bearer_token;
 use crate::service::Services;
 use crate::service::sessions::{self, Lacking};
-use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::http::header::{CACHE_CONTROL, HeaderName, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
@@ -52,15 +52,30 @@ pub async fn verify(req: HttpRequest, services: Data<Services>) -> HttpResponse 
         Err(Lacking::Group) => return AppError::Forbidden("the token lacks a required group").error_response(),
         Err(Lacking::Scope) => return insufficient_scope(&scopes),
     }
+    let mut response = HttpResponse::Ok().finish();
+    let headers = response.headers_mut();
     let name = claims.name.as_deref().unwrap_or_default();
-    HttpResponse::Ok()
-        .insert_header(("X-Auth-User", claims.sub.to_string()))
-        .insert_header(("X-Auth-Name", utf8_percent_encode(name, NAME_ESCAPES).to_string()))
-        .insert_header(("X-Auth-Groups", claims.groups.join(",")))
-        .insert_header(("X-Auth-Scope", claims.scope.clone()))
-        .insert_header(CacheControl(vec![CacheDirective::NoStore]))
-        .finish()
+    for (header, value) in [
+        (X_AUTH_USER, claims.sub.to_string()),
+        (X_AUTH_NAME, utf8_percent_encode(name, NAME_ESCAPES).to_string()),
+        (X_AUTH_GROUPS, claims.groups.join(",")),
+        (X_AUTH_SCOPE, claims.scope.clone()),
+    ] {
+        // Every value is header-safe (a UUID or client id, escaped name, validated groups and
+        // scopes); one that were not would be left out rather than fail the request.
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(header, value);
+        }
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
+
+// Header names parsed once, not on every request.
+const X_AUTH_USER: HeaderName = HeaderName::from_static("x-auth-user");
+const X_AUTH_NAME: HeaderName = HeaderName::from_static("x-auth-name");
+const X_AUTH_GROUPS: HeaderName = HeaderName::from_static("x-auth-groups");
+const X_AUTH_SCOPE: HeaderName = HeaderName::from_static("x-auth-scope");
 
 /// 403 with the RFC 6750 §3.1 challenge naming the scopes that were required.
 fn insufficient_scope(scopes: &[String]) -> HttpResponse {

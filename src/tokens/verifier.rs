@@ -25,7 +25,7 @@ impl TokenVerifier {
     }
 
     /// The claims of `token` at unix time `now`, or why it is refused (including revocation).
-    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenRejection> {
+    pub fn verify(&self, token: &str, now: i64) -> Result<Arc<AccessClaims>, TokenRejection> {
         let snapshot = self.keys.load();
         let claims = self.cache.verify(token, &snapshot.verification_keys, &self.policy, now)?;
         match self.deny_list.check(&claims) {
