@@ -63,19 +63,18 @@ pub fn db_backend(url: &DatabaseUrl) -> db::Backend {
 }
 
 /// Opens the database and applies pending migrations (on a blocking thread).
-pub async fn open_database(settings: &Settings) -> Result<DbPool, StartupError> {
+pub async fn open_database(settings: &Settings) -> Result<db::Connections, StartupError> {
     let (backend, name, size) = (db_backend(&settings.database), settings.database.redacted(), settings.db_pool_size);
-    let pool = actix_web::rt::task::spawn_blocking(move || -> Result<DbPool, DbSetupError> {
-        let pool = db::connect(&backend, &name, size)?;
-        let mut conn = pool.get().map_err(|e| DbSetupError::Open { name, reason: e.to_string() })?;
-        for version in db::run_migrations(&mut conn)? {
+    let connections = actix_web::rt::task::spawn_blocking(move || -> Result<db::Connections, DbSetupError> {
+        let (connections, applied) = db::open(&backend, &name, size)?;
+        for version in applied {
             log::info!("applied migration {version}");
         }
-        Ok(pool)
+        Ok(connections)
     })
     .await
     .map_err(|e| DbSetupError::Migrate(e.to_string()))??;
-    Ok(pool)
+    Ok(connections)
 }
 
 fn to_chrono(duration: std::time::Duration) -> Result<chrono::Duration, StartupError> {
@@ -114,10 +113,11 @@ impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, StartupError> {
         // Checked before any actor starts, so a bad value stops the start with its message alone.
         let initial_admin = settings.initial_admin.as_ref().map(parse_initial_admin).transpose()?;
-        let pool = open_database(&settings).await?;
+        let connections = open_database(&settings).await?;
+        let pool = connections.pool.clone();
         let stored_keys = stored_key_count(&pool).await?;
         let master_key = Arc::new(MasterKey::load(&settings.master_key, stored_keys)?);
-        let db = Database::start(pool.clone(), settings.db_pool_size as usize);
+        let db = Database::start(connections, settings.db_pool_size as usize)?;
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
         let key_ring_config = key_ring_config(&settings)?;
         let name_hasher = crate::service::throttle::NameHasher::new(&master_key.derive("login throttle names"));

@@ -1,6 +1,8 @@
-//! The database layer: a connection pool, embedded migrations and plain query functions on
+//! The database layer: connections ([`open`]: on SQLite one writer connection and a pool of
+//! read-only ones; on PostgreSQL one pool), embedded migrations and plain query functions on
 //! `&mut DbConn` returning `QueryResult`. Nothing here knows about HTTP or actors; handlers reach
-//! these functions only through the database actor (`actors::db`).
+//! these functions only through the database actor (`actors::db`), which runs SQLite's writes
+//! on one thread of their own.
 //!
 //! Everything outside this module names the backend only through [`DbConn`], so a PostgreSQL
 //! backend slots in here (e.g. as a diesel `MultiConnection`) without touching handlers.
@@ -13,7 +15,7 @@ pub mod signing_keys;
 pub mod throttle;
 pub mod users;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{ManageConnection, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -54,10 +56,19 @@ pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// How long a SQLite connection waits for another writer before reporting "database is locked".
+/// Within the service there is one writer connection, so this only ever waits for another
+/// process (the CLI) writing the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a caller waits for a pooled connection (or for PostgreSQL to accept one) before
 /// the request gets a 503.
 const POOL_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pooled connections idle this long are closed (all but one, r2d2's `min_idle`) and reopened
+/// on demand. Connections are not tested when checked out (that would be a second query, on
+/// PostgreSQL a second round trip, per request): one that broke is dropped after its first
+/// error (see [`DbManager::has_broken`]), most that sat idle long enough to go stale (a
+/// firewall's idle cut) are replaced before use, and a read that still meets a closed one runs
+/// again on another (`actors::db`).
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Key of the PostgreSQL advisory lock held while migrating, so instances starting together
 /// do not both migrate.
 const MIGRATION_LOCK: i64 = 0x6c69_6272_6172_7901;
@@ -89,6 +100,8 @@ pub enum DbSetupError {
     Open { name: String, reason: String },
     #[error("cannot run database migrations: {0}")]
     Migrate(String),
+    #[error("cannot start the database writer thread: {0}")]
+    Writer(String),
 }
 
 /// Opens connections of the backend the caller names (never guessing from the URL: a
@@ -96,6 +109,21 @@ pub enum DbSetupError {
 #[derive(Debug, Clone)]
 pub struct DbManager {
     backend: Backend,
+    /// SQLite: `PRAGMA query_only`, so a write sent down the read path fails instead of
+    /// competing with the writer thread for the write lock.
+    read_only: bool,
+}
+
+impl DbManager {
+    /// Opens writable connections to `backend`.
+    pub fn new(backend: Backend) -> Self {
+        Self { backend, read_only: false }
+    }
+
+    /// Opens connections that refuse writes on SQLite (PostgreSQL: as [`DbManager::new`]).
+    pub fn read_only(backend: Backend) -> Self {
+        Self { backend, read_only: true }
+    }
 }
 
 impl ManageConnection for DbManager {
@@ -108,6 +136,9 @@ impl ManageConnection for DbManager {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 conn.batch_execute(&sqlite_pragmas()).map_err(diesel::r2d2::Error::QueryError)?;
+                if self.read_only {
+                    conn.batch_execute("PRAGMA query_only = ON").map_err(diesel::r2d2::Error::QueryError)?;
+                }
                 Ok(DbConn::Sqlite(conn))
             }
             Backend::Postgres(url) => PgConnection::establish(&with_postgres_timeouts(url))
@@ -120,6 +151,9 @@ impl ManageConnection for DbManager {
         conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
     }
 
+    /// Cheap, no query: a transaction left open, or a transaction manager in error. diesel puts
+    /// a PostgreSQL connection's manager in error when libpq reports the connection bad, so a
+    /// connection the server closed is dropped after the query that found out.
     fn has_broken(&self, conn: &mut DbConn) -> bool {
         match conn {
             DbConn::Postgres(conn) => diesel::r2d2::R2D2Connection::is_broken(conn),
@@ -152,8 +186,9 @@ fn with_postgres_timeouts(url: &str) -> String {
 
 /// Per-connection SQLite settings. WAL lets readers run beside the one writer;
 /// `synchronous = FULL` makes every commit durable before the 2xx goes out (a SIGKILL or power
-/// cut right after loses nothing); `busy_timeout` makes concurrent writers queue instead of
-/// failing; foreign keys are off by default in SQLite.
+/// cut right after loses nothing); `busy_timeout` makes a writer wait for another process's
+/// write (the command line beside a running service) instead of failing — within the service
+/// writes never contend, they share one connection; foreign keys are off by default in SQLite.
 fn sqlite_pragmas() -> String {
     format!(
         "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
@@ -161,20 +196,61 @@ fn sqlite_pragmas() -> String {
     )
 }
 
-/// A pool of `size` connections to `backend` (the SQLite file is created if needed, mode 0600,
-/// see [`make_sqlite_files_private`]). Connections are opened lazily, so a PostgreSQL that is
-/// down at start is reported by the first use. `name` names the database in errors; pass it
-/// without credentials.
+/// A pool of `size` writable connections to `backend` (the SQLite file is created if needed,
+/// mode 0600, see [`make_sqlite_files_private`]): for the command line, which writes beside a
+/// running service (another process) and has no writer thread. Connections are opened lazily,
+/// so a PostgreSQL that is down at start is reported by the first use. `name` names the
+/// database in errors; pass it without credentials.
 pub fn connect(backend: &Backend, name: &str, size: u32) -> Result<DbPool, DbSetupError> {
     if let Backend::Sqlite(path) = backend {
         make_sqlite_files_private(path).map_err(|reason| DbSetupError::Open { name: name.to_string(), reason })?;
     }
+    pool(DbManager::new(backend.clone()), name, size)
+}
+
+fn pool(manager: DbManager, name: &str, size: u32) -> Result<DbPool, DbSetupError> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
         .connection_timeout(POOL_CHECKOUT_TIMEOUT)
-        .build(DbManager { backend: backend.clone() })
+        // No `SELECT 1` per checkout: see POOL_IDLE_TIMEOUT.
+        .test_on_check_out(false)
+        .idle_timeout(Some(POOL_IDLE_TIMEOUT))
+        .build(manager)
         .map_err(|e| DbSetupError::Open { name: name.to_string(), reason: e.to_string() })
+}
+
+/// The connections a running service works on.
+pub struct Connections {
+    /// Reads; on PostgreSQL writes too. On SQLite its connections are read-only.
+    pub pool: DbPool,
+    /// SQLite only: the one connection every write of the service goes through (on a thread of
+    /// its own, see `actors::db`), and how to open another like it should it break.
+    pub writer: Option<(DbConn, DbManager)>,
+}
+
+/// Opens the database for a running service and applies pending migrations (returning the
+/// versions applied). On SQLite: the writer connection first (it creates the file, switches it
+/// to WAL and migrates), then `size` read-only connections. On PostgreSQL: a pool of `size`,
+/// migrated through one of its connections. `name` names the database in errors; pass it
+/// without credentials.
+pub fn open(backend: &Backend, name: &str, size: u32) -> Result<(Connections, Vec<String>), DbSetupError> {
+    let open_error = |reason: String| DbSetupError::Open { name: name.to_string(), reason };
+    match backend {
+        Backend::Sqlite(path) => {
+            make_sqlite_files_private(path).map_err(open_error)?;
+            let manager = DbManager::new(backend.clone());
+            let mut writer = manager.connect().map_err(|e| open_error(e.to_string()))?;
+            let applied = run_migrations(&mut writer)?;
+            let pool = pool(DbManager::read_only(backend.clone()), name, size)?;
+            Ok((Connections { pool, writer: Some((writer, manager)) }, applied))
+        }
+        Backend::Postgres(_) => {
+            let pool = pool(DbManager::new(backend.clone()), name, size)?;
+            let applied = run_migrations(&mut *pool.get().map_err(|e| open_error(e.to_string()))?)?;
+            Ok((Connections { pool, writer: None }, applied))
+        }
+    }
 }
 
 /// The files SQLite keeps beside the database in WAL mode.
@@ -313,20 +389,71 @@ pub fn is_busy(error: &DieselError) -> bool {
     }
 }
 
-/// A transaction that reads and then writes. On SQLite it takes the write lock up front (like
-/// `BEGIN IMMEDIATE`): a deferred transaction that upgrades from reader to writer fails at once
-/// with SQLITE_BUSY when another writer got in between, instead of waiting its turn. PostgreSQL
-/// needs nothing: the state-checking updates of the callers decide races there.
+/// Whether the error says the connection itself is gone (a PostgreSQL restart, a cut network):
+/// the same query on another connection may well succeed.
+pub fn is_connection_closed(error: &DieselError) -> bool {
+    match error {
+        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => true,
+        DieselError::DatabaseError(_, info) => {
+            let message = info.message();
+            message.contains("server closed the connection")
+                || message.contains("terminating connection")
+                || message.contains("no connection to the server")
+        }
+        _ => false,
+    }
+}
+
+/// Begins a write transaction unless one is open already: `Ok(true)` when it began one,
+/// `Ok(false)` when the connection was in a transaction (nothing is sent then). On SQLite it is
+/// `BEGIN IMMEDIATE`, which takes the write lock now: a deferred transaction that upgrades from
+/// reader to writer fails at once with SQLITE_BUSY when another writer got in between, instead
+/// of waiting its turn. On PostgreSQL a plain `BEGIN`.
+pub fn begin_write(conn: &mut DbConn) -> QueryResult<bool> {
+    let began = match conn {
+        DbConn::Sqlite(sqlite) => AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE"),
+        DbConn::Postgres(pg) => AnsiTransactionManager::begin_transaction_sql(pg, "BEGIN"),
+    };
+    match began {
+        Ok(()) => Ok(true),
+        Err(DieselError::AlreadyInTransaction) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Commits the transaction [`begin_write`] began. On failure diesel rolls it back; a connection
+/// it could not roll back reports itself broken (`ManageConnection::has_broken`).
+pub fn commit(conn: &mut DbConn) -> QueryResult<()> {
+    <DbConn as Connection>::TransactionManager::commit_transaction(conn)
+}
+
+/// Rolls back the transaction [`begin_write`] began.
+pub fn rollback(conn: &mut DbConn) -> QueryResult<()> {
+    <DbConn as Connection>::TransactionManager::rollback_transaction(conn)
+}
+
+/// A transaction that reads and then writes. On SQLite, outside a transaction it begins with
+/// `BEGIN IMMEDIATE` (see [`begin_write`]); inside one — the writer thread's batch, which holds
+/// the write lock already — it is a savepoint. PostgreSQL needs nothing special: the
+/// state-checking updates of the callers decide races there.
 pub fn write_transaction<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConn) -> Result<T, E>,
     E: From<DieselError>,
 {
-    conn.transaction(|conn| {
-        if let DbConn::Sqlite(sqlite) = conn {
-            // Any write statement takes SQLite's write lock, even one that changes nothing.
-            diesel::sql_query("UPDATE users SET id = id WHERE 0").execute(sqlite)?;
+    if matches!(conn, DbConn::Postgres(_)) || !begin_write(conn)? {
+        return conn.transaction(work);
+    }
+    match work(conn) {
+        Ok(value) => {
+            commit(conn)?;
+            Ok(value)
         }
-        work(conn)
-    })
+        // As diesel's own `transaction`: the work's error matters more than a failed rollback
+        // of a connection that is broken anyway.
+        Err(error) => match rollback(conn) {
+            Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(error),
+            Err(rollback_error) => Err(rollback_error.into()),
+        },
+    }
 }

@@ -44,7 +44,8 @@ pub struct Services {
     /// How long a client's previous secret keeps working after a rotation.
     pub client_secret_grace: chrono::Duration,
     pub metrics: Arc<Metrics>,
-    /// For the pool gauges of `/metrics`.
+    /// For the pool gauges of `/metrics`: every connection on PostgreSQL; on SQLite the
+    /// readers (the writer thread's one connection is not pooled).
     pub pool: DbPool,
 }
 

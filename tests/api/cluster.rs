@@ -148,3 +148,26 @@ async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
     })
     .await;
 }
+
+/// Pooled connections are not tested before use: after PostgreSQL dropped them all (a restart),
+/// the next read finds its connection closed and runs again on another, so no request fails.
+#[actix_web::test]
+async fn after_postgres_drops_every_connection_the_next_read_still_succeeds() {
+    let Some(mut config) = TestConfig::on(Backend::Postgres) else { return };
+    let proxy = PgProxy::start().await;
+    let database = config.postgres.clone().expect("a PostgreSQL test database");
+    config.database_url_override = Some(database.url.replace("127.0.0.1:5432", &proxy.address));
+    let app = spawn_app_with(config).await;
+    let token = app.user_token("alice").await;
+    // Several requests at once, so that the pool holds several open connections.
+    let statuses = futures_util::future::join_all((0..8).map(|_| status(&app, "/users/me", &token))).await;
+    assert!(statuses.iter().all(|status| *status == StatusCode::OK), "{statuses:?}");
+
+    proxy.cut(); // every connection closed, as by a restart of the server
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    proxy.restore();
+    for _ in 0..3 {
+        let ready = app.send(app.request(Method::GET, "/readyz")).await;
+        assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);
+    }
+}

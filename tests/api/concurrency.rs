@@ -60,3 +60,68 @@ async fn logging_out_everywhere_and_demoting_while_sessions_refresh_never_fail(
         assert!(!app.access_works(&session.access).await, "every token issued before the logouts is refused");
     }
 }
+
+/// The writes of many concurrent callers all commit: on SQLite they queue for the one writer
+/// thread instead of failing with "database is locked", and every acknowledged one is stored.
+#[rstest]
+#[actix_web::test]
+async fn many_concurrent_writers_all_succeed_and_every_acknowledged_write_is_stored(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    const WRITERS: usize = 64;
+    const WRITES: usize = 20;
+    let Some(app) = spawn_app_on(backend).await else { return };
+    let token = app.admin_token().await;
+    let writers = (0..WRITERS).map(|writer| {
+        let (app, token) = (&app, &token);
+        async move {
+            let mut failures = Vec::new();
+            for write in 0..WRITES {
+                let name = format!("author {writer}-{write}");
+                let reply = app.create_author(token, &name, &format!("book of {name}")).await;
+                if reply.status != StatusCode::CREATED {
+                    failures.push(format!("{name}: {} {:?}", reply.status, reply.body));
+                }
+            }
+            failures
+        }
+    });
+    let failures: Vec<String> = futures_util::future::join_all(writers).await.into_iter().flatten().collect();
+    assert!(failures.is_empty(), "{} failed writes, e.g. {:?}", failures.len(), failures.first());
+
+    use diesel::prelude::*;
+    let stored: i64 =
+        library_api::schema::authors::table.count().get_result(&mut app.db()).expect("count the stored authors");
+    assert_eq!(stored, (WRITERS * WRITES) as i64);
+}
+
+/// 64 clients each refreshing their own session in a chain (each answer's refresh token is the
+/// next request's): every refresh succeeds, none is refused as busy or as reuse.
+#[rstest]
+#[actix_web::test]
+async fn concurrent_refresh_chains_all_succeed(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    const CHAINS: usize = 64;
+    const ROUNDS: usize = 4;
+    let Some(app) = spawn_app_on(backend).await else { return };
+    app.register_and_login("chainer").await;
+    let mut sessions = Vec::with_capacity(CHAINS);
+    for _ in 0..CHAINS {
+        sessions.push(app.login("chainer", PASSWORD).await);
+    }
+    let chains = sessions.into_iter().enumerate().map(|(chain, session)| {
+        let app = &app;
+        async move {
+            let mut refresh = session.refresh;
+            for round in 0..ROUNDS {
+                let reply = app.refresh(&refresh).await;
+                if reply.status != StatusCode::OK {
+                    return Some(format!("chain {chain}, round {round}: {} {:?}", reply.status, reply.body));
+                }
+                refresh = reply.body["refresh_token"].as_str().expect("refresh_token").to_string();
+            }
+            None
+        }
+    });
+    let failures: Vec<String> = futures_util::future::join_all(chains).await.into_iter().flatten().collect();
+    assert!(failures.is_empty(), "{} chains failed: {failures:?}", failures.len());
+}
