@@ -7,9 +7,13 @@ ROOT=$(cd "$BENCH_DIR/.." && pwd)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/library-api-target}"
 WORK=$(mktemp -d)
 PIDS=()
+# Commands run on exit after the processes are stopped (e.g. dropping a temporary database).
+CLEANUP_HOOKS=()
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    for pidfile in "$WORK"/nginx*.pid; do [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for hook in "${CLEANUP_HOOKS[@]}"; do eval "$hook" || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -20,27 +24,46 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # start_nginx_return_200 PORT [SITE_FILE]: the reference point, an nginx that answers 200 with
 # no work on PORT; SITE_FILE (a server/upstream snippet) is included beside it.
-start_nginx_return_200() {
+start_nginx_return_200() { start_nginx nginx auto "$1" "${2:-}"; }
+
+# start_nginx NAME WORKERS PORT [SITE_FILE]: an nginx (pid file $WORK/NAME.pid, config and logs
+# under $WORK/NAME/) with WORKERS worker processes ("auto": one per core) answering 200 "ok" with
+# no work on PORT, SITE_FILE included beside it. With NGINX_CPU set, nginx and its workers run
+# on that CPU only (taskset).
+start_nginx() {
     need nginx nginx
-    local port=$1 site=${2:-}
-    mkdir -p "$WORK/nginx"
+    local name=$1 workers=$2 port=$3 site=${4:-}
+    local dir="$WORK/$name"
+    mkdir -p "$dir"
     local include=""
     [ -n "$site" ] && include="include $site;"
-    cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/error.log;
+    cat > "$dir/nginx.conf" <<CONF
+worker_processes $workers;
+pid $WORK/$name.pid;
+error_log $dir/error.log;
 events { worker_connections 1024; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+    client_body_temp_path $dir; proxy_temp_path $dir; fastcgi_temp_path $dir;
+    uwsgi_temp_path $dir; scgi_temp_path $dir;
     server { listen 127.0.0.1:$port; location / { return 200 "ok"; } }
     $include
 }
 CONF
-    nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx"
+    local pin=()
+    [ -n "${NGINX_CPU:-}" ] && pin=(taskset -c "$NGINX_CPU")
+    "${pin[@]}" nginx -c "$dir/nginx.conf" -p "$dir"
     wait_for "http://127.0.0.1:$port/"
+}
+
+# stop_nginx NAME: stops the nginx start_nginx NAME started.
+stop_nginx() {
+    local pidfile="$WORK/$1.pid" pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$pidfile"
 }
 
 # token_for PORT NAME: registers NAME and prints an access token for it.
@@ -58,12 +81,15 @@ start_service() {
 }
 
 # start_instance NAME PORT [ENV=VALUE…]: the release binary on $WORK/NAME.db (log $WORK/NAME.log,
-# or $WORK/service.log for "library"); its pid is the last of PIDS.
+# or $WORK/service.log for "library"); its pid is the last of PIDS. With SERVICE_CPU set, it and
+# all its threads run on that CPU only (taskset).
 start_instance() {
     local name=$1 port=$2; shift 2
     local log="$WORK/$name.log"
     [ "$name" = library ] && log="$WORK/service.log"
-    env DATABASE_URL="$WORK/$name.db" BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn "$@" \
+    local pin=()
+    [ -n "${SERVICE_CPU:-}" ] && pin=(taskset -c "$SERVICE_CPU")
+    "${pin[@]}" env DATABASE_URL="$WORK/$name.db" BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn "$@" \
         "$CARGO_TARGET_DIR/release/library-api" >"$log" 2>&1 &
     PIDS+=($!)
     wait_for "http://127.0.0.1:$port/healthz"
@@ -77,19 +103,43 @@ wait_for() {
     echo "bench: $1 did not come up" >&2; exit 1
 }
 
-# wrk_row NAME URL [wrk args…]: one table row "NAME req/s p50 p99" (2 threads, 64 connections).
+# wrk_row NAME URL [wrk args…]: one table row "NAME req/s p50 p99" (2 threads, 64 connections;
+# WRK_THREADS, WRK_CONNECTIONS and WRK_SECONDS override; with WRK_CPU set, wrk runs on that CPU
+# only). A row that saw a response other than 2xx/3xx, a socket error or a timeout, or whose wrk
+# script printed "failures N" with N > 0, is also named, with what went wrong, in
+# $ROW_ERRORS (see row_errors).
+ROW_ERRORS="$WORK/row-errors"
+ROW_WIDTH=${ROW_WIDTH:-28}
 wrk_row() {
     need wrk wrk
     local name=$1 url=$2; shift 2
-    local out
+    local out pin=()
+    [ -n "${WRK_CPU:-}" ] && pin=(taskset -c "$WRK_CPU")
     # The URL before the options: arguments after `--` go to the wrk script.
-    out=$(wrk -t2 -c64 -d"${BENCH_SECONDS:-10}"s --latency "$url" "$@")
-    local rps p50 p99
+    out=$("${pin[@]}" wrk -t"${WRK_THREADS:-2}" -c"${WRK_CONNECTIONS:-64}" -d"${WRK_SECONDS:-${BENCH_SECONDS:-10}}"s \
+        --latency "$url" "$@" 2>&1) || { echo "$name: wrk failed: $(tail -n 1 <<<"$out")" >> "$ROW_ERRORS"; }
+    local rps p50 p99 problems=()
     rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
     p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    printf '%-28s %12s %10s %10s\n' "$name" "$rps" "$p50" "$p99"
+    local non2xx socket failures
+    non2xx=$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' <<<"$out")
+    socket=$(sed -n 's/^ *Socket errors: *//p' <<<"$out")
+    failures=$(awk '$1 == "failures" {print $2}' <<<"$out")
+    [ -n "$non2xx" ] && [ "$non2xx" != 0 ] && problems+=("$non2xx responses not 2xx/3xx")
+    [ -n "$socket" ] && problems+=("socket errors: $socket")
+    [ -n "$failures" ] && [ "$failures" != 0 ] && problems+=("$(awk '$1 == "failures"' <<<"$out" | head -n 1)")
+    [ -z "$rps" ] && problems+=("no result from wrk")
+    if [ ${#problems[@]} -gt 0 ]; then
+        local joined
+        joined=$(printf '%s; ' "${problems[@]}")
+        echo "$name: ${joined%; }" >> "$ROW_ERRORS"
+    fi
+    printf "%-${ROW_WIDTH}s %12s %10s %10s\n" "$name" "${rps:-0}" "${p50:--}" "${p99:--}"
 }
+
+# row_errors: prints what wrk_row recorded (nothing when every row was clean).
+row_errors() { [ -f "$ROW_ERRORS" ] && cat "$ROW_ERRORS" || true; }
 
 # ratio A B: A / B with two decimals.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }

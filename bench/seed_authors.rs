@@ -1,5 +1,6 @@
-//! Seeds a SQLite database with a user and N authors, for `bench/run`.
-//! Usage: seed_authors DATABASE_PATH N
+//! Seeds a database with a user and N authors, for `bench/run`: a SQLite file, or PostgreSQL when
+//! the first argument is a `postgres://` URL.
+//! Usage: seed_authors DATABASE_PATH|POSTGRES_URL N
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -8,9 +9,14 @@ use library_api::schema::authors;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: seed_authors DATABASE_PATH N");
+    let path = args.next().expect("usage: seed_authors DATABASE_PATH|POSTGRES_URL N");
     let count: usize = args.next().and_then(|n| n.parse().ok()).expect("N, a whole number");
-    let pool = connect(&Backend::Sqlite(path.clone().into()), &path, 1).expect("open the database");
+    let backend = if path.starts_with("postgres://") || path.starts_with("postgresql://") {
+        Backend::Postgres(path)
+    } else {
+        Backend::Sqlite(path.into())
+    };
+    let pool = connect(&backend, "the bench database", 1).expect("open the database");
     let mut conn = pool.get().expect("a connection");
     run_migrations(&mut conn).expect("migrations");
     let now = Utc::now().naive_utc();
@@ -44,5 +50,5 @@ fn main() {
         Ok(())
     })
     .expect("insert");
-    println!("seeded {count} authors into {path}");
+    println!("seeded {count} authors into {backend:?}");
 }
