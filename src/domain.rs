@@ -192,27 +192,44 @@ impl Password {
     }
 }
 
-/// A page of a listing: `limit` 1..=100 (default 50), `offset` at least 0 (default 0).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page of a listing ordered by id: `limit` 1..=100 (default 50), starting after an id
+/// (keyset: an index range scan however deep) or at an offset (default 0: the first page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Page {
     pub limit: i64,
-    pub offset: i64,
+    pub start: PageStart,
+}
+
+/// Where a [`Page`] starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PageStart {
+    /// Skip this many rows (at least 0). Kept for old clients: the database still reads every
+    /// skipped row.
+    Offset(i64),
+    /// The rows whose id is greater than this (at least 0).
+    After(i64),
 }
 
 impl Page {
     pub const DEFAULT_LIMIT: i64 = 50;
     pub const MAX_LIMIT: i64 = 100;
 
-    /// The page asked for, with the defaults for what was not given.
-    pub fn parse(limit: Option<i64>, offset: Option<i64>) -> Result<Self, InvalidValue> {
-        let page = Self { limit: limit.unwrap_or(Self::DEFAULT_LIMIT), offset: offset.unwrap_or(0) };
-        if !(1..=Self::MAX_LIMIT).contains(&page.limit) || page.offset < 0 {
+    /// The page asked for, with the defaults for what was not given. `after` and `offset`
+    /// together are the caller's to refuse (a malformed request rather than a bad value).
+    pub fn parse(limit: Option<i64>, offset: Option<i64>, after: Option<i64>) -> Result<Self, InvalidValue> {
+        let limit = limit.unwrap_or(Self::DEFAULT_LIMIT);
+        let start = match after {
+            Some(after) => PageStart::After(after),
+            None => PageStart::Offset(offset.unwrap_or(0)),
+        };
+        let (PageStart::Offset(from) | PageStart::After(from)) = start;
+        if !(1..=Self::MAX_LIMIT).contains(&limit) || from < 0 || offset.is_some_and(|offset| offset < 0) {
             return Err(invalid(
                 "invalid_page",
-                format!("limit must be 1..={} and offset at least 0", Self::MAX_LIMIT),
+                format!("limit must be 1..={} and offset and after at least 0", Self::MAX_LIMIT),
             ));
         }
-        Ok(page)
+        Ok(Self { limit, start })
     }
 }
 
@@ -401,10 +418,21 @@ mod tests {
 
     #[test]
     fn pages_default_to_50_from_0_and_are_bounded() {
-        assert_eq!(Page::parse(None, None), Ok(Page { limit: 50, offset: 0 }));
-        assert_eq!(Page::parse(Some(100), Some(7)), Ok(Page { limit: 100, offset: 7 }));
-        for (limit, offset) in [(Some(0), None), (Some(101), None), (Some(-1), None), (None, Some(-1))] {
-            assert_eq!(Page::parse(limit, offset).expect_err("out of range").code, "invalid_page");
+        let page = |limit, start| Page { limit, start };
+        assert_eq!(Page::parse(None, None, None), Ok(page(50, PageStart::Offset(0))));
+        assert_eq!(Page::parse(Some(100), Some(7), None), Ok(page(100, PageStart::Offset(7))));
+        assert_eq!(Page::parse(Some(1), None, Some(0)), Ok(page(1, PageStart::After(0))));
+        assert_eq!(Page::parse(None, None, Some(i64::MAX)), Ok(page(50, PageStart::After(i64::MAX))));
+        for (limit, offset, after) in [
+            (Some(0), None, None),
+            (Some(101), None, None),
+            (Some(-1), None, None),
+            (None, Some(-1), None),
+            (None, None, Some(-1)),
+            (Some(0), None, Some(3)),
+        ] {
+            let refused = Page::parse(limit, offset, after).expect_err("out of range");
+            assert_eq!(refused.code, "invalid_page", "{limit:?} {offset:?} {after:?}");
         }
     }
 

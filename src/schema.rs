@@ -97,6 +97,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    table_versions (name) {
+        name -> Text,
+        version -> BigInt,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Integer,
         public_id -> Text,
@@ -124,5 +131,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     sessions,
     signing_keys,
     subject_revocations,
+    table_versions,
     users,
 );

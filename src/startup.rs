@@ -147,6 +147,13 @@ impl Application {
             to_chrono(settings.access_token_ttl)?,
             key_ring.shared_snapshot(),
         );
+        let views = crate::service::cache::Views::start(
+            &db,
+            &db_backend(&settings.database),
+            &settings.database.redacted(),
+            settings.revocation_poll_interval,
+        )
+        .await?;
         let services = Data::new(Services {
             db,
             passwords,
@@ -163,6 +170,7 @@ impl Application {
             client_secret_grace: to_chrono(settings.client_secret_grace)?,
             metrics: Arc::new(crate::metrics::Metrics::new()),
             pool: pool.clone(),
+            views,
         });
         ensure_builtin_client(&services).await?;
         backfill_user_names(&services).await?;

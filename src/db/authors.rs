@@ -1,7 +1,7 @@
 //! Queries on `authors`. Reads join `users` for the creator's public id.
 
 use super::DbConn;
-use crate::domain::AuthorFields;
+use crate::domain::{AuthorFields, Page, PageStart};
 use crate::schema::{authors, row_counts, users};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -40,20 +40,46 @@ pub fn insert(conn: &mut DbConn, fields: &AuthorFields, created_by: i32, now: Na
         .get_result(conn))
 }
 
-/// One page of authors ordered by id, and the total count.
-pub fn page(conn: &mut DbConn, limit: i64, offset: i64) -> QueryResult<(Vec<AuthorWithCreator>, i64)> {
-    conn.transaction(|conn| {
-        let rows = authors::table
-            .left_join(users::table)
-            .select((Author::as_select(), users::public_id.nullable()))
-            .order(authors::id)
-            .limit(limit)
-            .offset(offset)
-            .load(conn)?;
-        // Kept by triggers (migration 9): COUNT(*) would read the whole table on every page.
-        let total = row_counts::table.find("authors").select(row_counts::count).first(conn)?;
-        Ok((rows, total))
-    })
+/// One page of authors ordered by id, with what a listing needs besides the rows.
+#[derive(Debug)]
+pub struct PageRows {
+    pub rows: Vec<AuthorWithCreator>,
+    /// How many authors there are.
+    pub total: i64,
+    /// Whether rows follow the last one of this page.
+    pub more: bool,
+}
+
+/// Page `page` of the authors, in one statement: the page with one row more than asked for
+/// (to know whether another page follows), each row carrying the total count as a scalar
+/// subquery. Only an empty page needs a second query for the total.
+pub fn page(conn: &mut DbConn, page: &Page) -> QueryResult<PageRows> {
+    // Kept by triggers (migration 9): COUNT(*) would read the whole table on every page.
+    let total = row_counts::table.find("authors").select(row_counts::count);
+    let query = authors::table
+        .left_join(users::table)
+        .select((Author::as_select(), users::public_id.nullable(), total.single_value()))
+        .order(authors::id)
+        .limit(page.limit + 1);
+    let rows: Vec<(Author, Option<String>, Option<i64>)> = match page.start {
+        // A range scan of the primary key: as fast at the millionth row as at the first.
+        PageStart::After(after) => match i32::try_from(after) {
+            Ok(after) => query.filter(authors::id.gt(after)).load(conn)?,
+            Err(_) => Vec::new(),
+        },
+        PageStart::Offset(offset) => query.offset(offset).load(conn)?,
+    };
+    let total = match rows.first() {
+        Some((_, _, Some(total))) => *total,
+        _ => total.first(conn).optional()?.unwrap_or(0),
+    };
+    let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > page.limit;
+    let rows = rows
+        .into_iter()
+        .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+        .map(|(author, created_by, _)| (author, created_by))
+        .collect();
+    Ok(PageRows { rows, total, more })
 }
 
 pub fn update(conn: &mut DbConn, id: i32, fields: &AuthorFields, now: NaiveDateTime) -> QueryResult<Author> {

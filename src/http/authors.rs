@@ -1,16 +1,18 @@
 //! `/authors` CRUD (and the seed's `POST /author`). Anyone authenticated may read and create;
 //! only the creator or an admin may update or delete (see [`crate::service::authors`]).
 
+use super::conditional;
 use super::errors::{
     AppError, BodyErrors, ConflictError, DatabaseErrors, ForbiddenError, InvalidValuesError, NotFoundError, TokenErrors,
 };
 use super::extract::{AuthenticatedUser, JsonBody, StrictQuery};
-use crate::db::authors::AuthorWithCreator;
+use crate::db::authors::{AuthorWithCreator, PageRows};
 use crate::domain::{AuthorFields, Page, parse_author};
-use crate::service::{Services, authors};
-use actix_web::HttpResponse;
+use crate::service::cache::Rendered;
+use crate::service::{Failure, Services, authors};
 use actix_web::http::header::{self, CacheControl, CacheDirective};
 use actix_web::web::{Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -123,8 +125,13 @@ pub async fn create_alias(
 pub struct PageQuery {
     /// 1..=100, default 50.
     limit: Option<i64>,
-    /// At least 0, default 0.
+    /// At least 0, default 0. Not with `after`. The database still reads every skipped row:
+    /// prefer `after` (or follow the `Link` header).
     offset: Option<i64>,
+    /// Keyset pagination: the authors whose id is greater than this (at least 0), usually the
+    /// last id of the previous page. Not with `offset`.
+    #[param(minimum = 0)]
+    after: Option<i64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -133,18 +140,54 @@ pub struct AuthorPage {
     total: i64,
 }
 
-/// `GET /authors?limit=&offset=`, ordered by id.
+/// The JSON bytes of a response body.
+fn json_bytes(value: &impl Serialize) -> Result<Vec<u8>, Failure> {
+    serde_json::to_vec(value).map_err(|e| Failure::Internal(format!("serializing a response: {e}")))
+}
+
+/// A page as sent: the JSON body and, unless it is the last page, an RFC 8288 `Link` to the
+/// next one (relative; keyset from this page's last id, whether this page was asked for by
+/// `after` or by `offset`).
+fn render_page(page: &Page, PageRows { rows, total, more }: PageRows) -> Result<Rendered, Failure> {
+    let next = rows.last().filter(|_| more).map(|(last, _)| last.id);
+    let link = next.map(|after| format!("</authors?after={after}&limit={}>; rel=\"next\"", page.limit));
+    let body = AuthorPage { authors: rows.into_iter().map(AuthorView::from).collect(), total };
+    Ok(Rendered::new(json_bytes(&body)?, link))
+}
+
+/// `GET /authors?limit=&after=` (or `offset=`), ordered by id.
 #[utoipa::path(
     get,
     path = "/authors",
     operation_id = "list_authors",
     tag = "authors",
-    params(PageQuery),
+    params(
+        PageQuery,
+        ("If-None-Match" = Option<String>, Header, description = "entity tags the client holds (RFC 9110 §13.1.2): a match answers 304"),
+    ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "a page of authors", body = AuthorPage),
-        (status = 400, description = "malformed query string", body = super::errors::ErrorBody),
-        (status = 422, description = "limit or offset out of range", body = super::errors::ErrorBody),
+        (
+            status = 200,
+            description = "a page of authors",
+            body = AuthorPage,
+            headers(
+                ("ETag" = String, description = "strong entity tag of the body: the same on every instance for the same body"),
+                ("Link" = String, description = "RFC 8288 link to the next page, `</authors?after=ID&limit=N>; rel=\"next\"`; absent on the last page"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )
+        ),
+        (
+            status = 304,
+            description = "not modified: `If-None-Match` names the current entity tag; no body",
+            headers(
+                ("ETag" = String, description = "the current entity tag"),
+                ("Link" = String, description = "as on the 200"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )
+        ),
+        (status = 400, description = "malformed query string, or both `after` and `offset`", body = super::errors::ErrorBody),
+        (status = 422, description = "limit, offset or after out of range", body = super::errors::ErrorBody),
         TokenErrors,
         DatabaseErrors,
     )
@@ -152,11 +195,15 @@ pub struct AuthorPage {
 pub async fn list(
     services: Data<Services>,
     _: AuthenticatedUser,
+    req: HttpRequest,
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let page = Page::parse(query.limit, query.offset)?;
-    let (rows, total) = authors::page(&services, page).await?;
-    Ok(revalidated().json(AuthorPage { authors: rows.into_iter().map(AuthorView::from).collect(), total }))
+    if query.after.is_some() && query.offset.is_some() {
+        return Err(AppError::bad_request("invalid_query", "after and offset cannot be combined: use one"));
+    }
+    let page = Page::parse(query.limit, query.offset, query.after)?;
+    let view = authors::page(&services, page, render_page).await?;
+    Ok(conditional::respond(&req, revalidated(), &view))
 }
 
 /// `GET /authors/{id}`.
@@ -165,13 +212,43 @@ pub async fn list(
     path = "/authors/{id}",
     operation_id = "get_author",
     tag = "authors",
-    params(("id" = i32, Path, description = "author id")),
+    params(
+        ("id" = i32, Path, description = "author id"),
+        ("If-None-Match" = Option<String>, Header, description = "entity tags the client holds (RFC 9110 §13.1.2): a match answers 304"),
+    ),
     security(("bearer" = [])),
-    responses((status = 200, description = "the author", body = AuthorView), TokenErrors, NotFoundError, DatabaseErrors)
+    responses(
+        (
+            status = 200,
+            description = "the author",
+            body = AuthorView,
+            headers(
+                ("ETag" = String, description = "strong entity tag of the body"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )
+        ),
+        (
+            status = 304,
+            description = "not modified: `If-None-Match` names the current entity tag; no body",
+            headers(
+                ("ETag" = String, description = "the current entity tag"),
+                ("Cache-Control" = String, description = "`private, no-cache`"),
+            )
+        ),
+        TokenErrors,
+        NotFoundError,
+        DatabaseErrors,
+    )
 )]
-pub async fn get(services: Data<Services>, _: AuthenticatedUser, id: Path<i32>) -> Result<HttpResponse, AppError> {
+pub async fn get(
+    services: Data<Services>,
+    _: AuthenticatedUser,
+    req: HttpRequest,
+    id: Path<i32>,
+) -> Result<HttpResponse, AppError> {
     let author = authors::get(&services, id.into_inner()).await?;
-    Ok(revalidated().json(AuthorView::from(author)))
+    let view = Rendered::new(json_bytes(&AuthorView::from(author))?, None);
+    Ok(conditional::respond(&req, revalidated(), &view))
 }
 
 /// `PUT /authors/{id}` (full body) → 200.

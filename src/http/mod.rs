@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod authors;
 mod clients;
+mod conditional;
 pub mod errors;
 pub mod extract;
 mod oauth;

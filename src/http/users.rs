@@ -4,7 +4,8 @@
 use super::errors::{AppError, BodyErrors, ConflictError, DatabaseErrors, ForbiddenError, NotFoundError, TokenErrors};
 use super::extract::{AdminUser, AuthenticatedUser, JsonBody};
 use crate::db::users::User;
-use crate::service::{Services, users};
+use crate::service::cache::Rendered;
+use crate::service::{Failure, Services, users};
 use actix_web::HttpResponse;
 use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::web::{Data, Path};
@@ -47,8 +48,13 @@ pub async fn me(
     services: Data<Services>,
     AuthenticatedUser(claims): AuthenticatedUser,
 ) -> Result<HttpResponse, AppError> {
-    let user = users::me(&services, &claims.sub).await?;
-    Ok(private_response().json(UserView::from(user)))
+    let view = users::me(&services, &claims.sub, |user| {
+        let body = serde_json::to_vec(&UserView::from(user))
+            .map_err(|e| Failure::Internal(format!("serializing a response: {e}")))?;
+        Ok(Rendered::new(body, None))
+    })
+    .await?;
+    Ok(private_response().content_type("application/json").body(view.body.clone()))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -1,13 +1,16 @@
 //! Authors: anyone authenticated may read and create; only the creator or an admin may change
 //! or delete one ([`may_change`]).
 
+use super::cache::Rendered;
 use super::users::{UserError, token_user};
 use super::{Failure, Services, failures_pass_through};
-use crate::db::authors::{self, Author, AuthorWithCreator};
+use crate::db::authors::{self, Author, AuthorWithCreator, PageRows};
+use crate::db::table_versions::Table;
 use crate::db::users::User;
 use crate::db::{DbConn, UniqueField, unique_violation};
 use crate::domain::{AuthorFields, Page};
 use crate::tokens::AccessClaims;
+use std::sync::Arc;
 
 /// Why an author operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -73,19 +76,32 @@ pub async fn create(
     fields: AuthorFields,
 ) -> Result<AuthorWithCreator, AuthorError> {
     let now = services.clock.now().naive_utc();
-    services
+    // Whatever the outcome: a write that timed out here may still have committed.
+    let created = services
         .db
         .transaction(move |conn| -> Result<_, AuthorError> {
             let creator = token_user(conn, &claims.sub)?;
             let author = authors::insert(conn, &fields, creator.id, now)?;
             Ok((author, Some(creator.public_id)))
         })
-        .await
+        .await;
+    services.views.wrote(Table::Authors);
+    created
 }
 
-/// One page of authors ordered by id, and how many there are.
-pub async fn page(services: &Services, page: Page) -> Result<(Vec<AuthorWithCreator>, i64), AuthorError> {
-    Ok(services.db.read(move |conn| authors::page(conn, page.limit, page.offset)).await?)
+/// One page of authors ordered by id, as `render` turns it into a response body: from memory
+/// while no author changed since it was rendered (see [`super::cache`]).
+pub async fn page<R>(services: &Services, page: Page, render: R) -> Result<Arc<Rendered>, AuthorError>
+where
+    R: FnOnce(&Page, PageRows) -> Result<Rendered, Failure>,
+{
+    services
+        .views
+        .author_page(page, || async move {
+            let rows = services.db.read(move |conn| authors::page(conn, &page)).await?;
+            Ok(render(&page, rows)?)
+        })
+        .await
 }
 
 /// Author `id`.
@@ -101,24 +117,28 @@ pub async fn update(
     fields: AuthorFields,
 ) -> Result<AuthorWithCreator, AuthorError> {
     let now = services.clock.now().naive_utc();
-    services
+    let updated = services
         .db
         .transaction(move |conn| -> Result<_, AuthorError> {
             find_changeable(conn, id, &claims)?;
             authors::update(conn, id, &fields, now)?;
             authors::find(conn, id)?.ok_or(AuthorError::NotFound)
         })
-        .await
+        .await;
+    services.views.wrote(Table::Authors);
+    updated
 }
 
 /// Deletes author `id`, if the caller may change it.
 pub async fn delete(services: &Services, claims: AccessClaims, id: i32) -> Result<(), AuthorError> {
-    services
+    let deleted = services
         .db
         .transaction(move |conn| -> Result<_, AuthorError> {
             find_changeable(conn, id, &claims)?;
             authors::delete(conn, id)?;
             Ok(())
         })
-        .await
+        .await;
+    services.views.wrote(Table::Authors);
+    deleted
 }

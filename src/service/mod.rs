@@ -4,6 +4,7 @@
 //! results and errors to responses. Nothing here knows HTTP.
 
 pub mod authors;
+pub mod cache;
 pub mod clients;
 pub mod health;
 pub mod keys;
@@ -47,6 +48,8 @@ pub struct Services {
     /// For the pool gauges of `/metrics`: every connection on PostgreSQL; on SQLite the
     /// readers (the writer thread's one connection is not pooled).
     pub pool: DbPool,
+    /// `/authors` pages and `/users/me` bodies served from memory while they are current.
+    pub views: Arc<cache::Views>,
 }
 
 /// A failure no client can fix: a dependency is down, or something is broken. The string is

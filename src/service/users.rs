@@ -1,14 +1,17 @@
 //! Users: registration, the caller's own record, and the administrators' changes (role,
 //! deletion), each of which ends the user's existing tokens in the same transaction.
 
+use super::cache::Rendered;
 use super::revocation::{self, TokenScope};
 use super::throttle;
 use super::{Failure, Services, failures_pass_through};
+use crate::db::table_versions::Table;
 use crate::db::users::{self, NameKeys, User};
 use crate::db::{DbConn, UniqueField, unique_violation};
 use crate::domain::{Password, UserName, stored_name_skeletons};
 use crate::tokens::Subject;
 use diesel::Connection as _;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Why a user operation did not happen.
@@ -204,10 +207,21 @@ async fn key_registered(services: &Services, key: String) -> Result<bool, UserEr
     Ok(services.db.read(move |conn| users::find_by_name_key(conn, &key)).await?.is_some())
 }
 
-/// The caller's own record.
-pub async fn me(services: &Services, subject: &Subject) -> Result<User, UserError> {
+/// The caller's own record, as `render` turns it into a response body: from memory while no
+/// user changed since it was rendered (see [`super::cache`]).
+pub async fn me<R>(services: &Services, subject: &Subject, render: R) -> Result<Arc<Rendered>, UserError>
+where
+    R: FnOnce(User) -> Result<Rendered, Failure>,
+{
+    let public_id = subject.user().ok_or(UserError::NotAUser)?;
     let subject = subject.clone();
-    services.db.read(move |conn| Ok(token_user(conn, &subject))).await?
+    services
+        .views
+        .user_body(public_id, || async move {
+            let user = services.db.read(move |conn| Ok(token_user(conn, &subject))).await??;
+            Ok(render(user)?)
+        })
+        .await
 }
 
 /// Every user, oldest first.
@@ -227,7 +241,7 @@ fn refuse_last_admin(user: &User, admins: &[i32]) -> Result<(), UserError> {
 /// admin's old token no longer carries `groups: ["admin"]`.
 pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Result<User, UserError> {
     let (now, lifetime) = (services.clock.now(), services.revocations.token_lifetime());
-    let (user, ended) = services
+    let changed = services
         .db
         .transaction(move |conn| -> Result<_, UserError> {
             let admins = if admin { Vec::new() } else { users::lock_admins(conn)? };
@@ -248,7 +262,10 @@ pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Res
             )?;
             Ok((user, Some(ended)))
         })
-        .await?;
+        .await;
+    // Whatever the outcome: a write that timed out here may still have committed.
+    services.views.wrote(Table::Users);
+    let (user, ended) = changed?;
     if let Some(ended) = ended {
         revocation::publish(services, ended).await?;
     }
@@ -270,7 +287,11 @@ pub async fn delete(services: &Services, public_id: Uuid) -> Result<(), UserErro
             users::delete_by_public_id(conn, &public_id.to_string())?;
             Ok(ended)
         })
-        .await?;
+        .await;
+    // Their authors lost their creator (see migration 14).
+    services.views.wrote(Table::Users);
+    services.views.wrote(Table::Authors);
+    let ended = ended?;
     revocation::publish(services, ended).await?;
     Ok(())
 }

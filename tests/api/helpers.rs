@@ -456,7 +456,8 @@ impl TestApp {
         use diesel::prelude::*;
         use library_api::schema::{refresh_tokens, revoked_tokens, sessions, subject_revocations};
         let users = users::list(&mut conn).expect("users");
-        let authors = authors::page(&mut conn, 100, 0).expect("authors");
+        let authors = authors::page(&mut conn, &library_api::domain::Page::parse(Some(100), None, None).expect("page"))
+            .expect("authors");
         let keys: Vec<(String, String)> =
             signing_keys::list(&mut conn).expect("keys").into_iter().map(|key| (key.kid, key.state)).collect();
         let sessions: Vec<(String, Option<chrono::NaiveDateTime>)> = sessions::table
