@@ -15,6 +15,7 @@ mod key_ring;
 mod names;
 mod oauth;
 mod observability;
+mod pages;
 mod persistence;
 mod schema;
 mod sessions;
