@@ -171,9 +171,10 @@ impl RouteMetrics {
     /// Counts one request answered with `status` after `elapsed`.
     pub fn record(&self, method: &str, status: u16, elapsed: Duration) {
         let Some(index) = METHODS.iter().position(|known| *known == method) else {
-            // A method we do not serve: rare, so the labelled lookup is fine.
-            self.metrics.http_requests.with_label_values(&[self.route, method, &status.to_string()]).inc();
-            self.metrics.http_duration.with_label_values(&[self.route, method]).observe(elapsed.as_secs_f64());
+            // Any other method (clients may invent them) counts as OTHER, so a client cannot
+            // grow the number of series; rare, so the labelled lookup is fine.
+            self.metrics.http_requests.with_label_values(&[self.route, "OTHER", &status.to_string()]).inc();
+            self.metrics.http_duration.with_label_values(&[self.route, "OTHER"]).observe(elapsed.as_secs_f64());
             return;
         };
         let (method, slots) = (METHODS[index], &self.methods[index]);
@@ -206,7 +207,7 @@ mod tests {
             metrics.http_requests.with_label_values(&["/authors/{id}", method, status]).get()
         };
         assert_eq!(
-            (count("GET", "200"), count("GET", "404"), count("BREW", "418"), count("DELETE", "299")),
+            (count("GET", "200"), count("GET", "404"), count("OTHER", "418"), count("DELETE", "299")),
             (2, 1, 1, 1)
         );
         assert_eq!(metrics.http_duration.with_label_values(&["/authors/{id}", "GET"]).get_sample_count(), 3);

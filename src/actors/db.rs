@@ -132,6 +132,9 @@ impl Database {
     /// Runs `work` in one write transaction: the service layer's rules, with their own error
     /// type. On SQLite that is a savepoint in the writer thread's batch, which holds the write
     /// lock already; on PostgreSQL [`crate::db::write_transaction`] on a pooled connection.
+    /// When the transaction cannot even begin there (a connection closed by a PostgreSQL
+    /// restart: connections are not tested before use), nothing has run, so it begins again
+    /// on another connection instead of failing the request.
     pub async fn transaction<R, E, F>(&self, work: F) -> Result<R, E>
     where
         F: FnOnce(&mut DbConn) -> Result<R, E> + Send + 'static,
@@ -142,7 +145,21 @@ impl Database {
             Some(writer) => writer.run(work).await,
             None => {
                 self.send(move |pool| {
-                    crate::db::write_transaction(&mut *pool.get().map_err(DbUnavailable::from)?, work)
+                    let mut work = Some(work);
+                    let mut retries = pool.max_size();
+                    loop {
+                        let mut conn = pool.get().map_err(DbUnavailable::from)?;
+                        let result = crate::db::write_transaction(&mut conn, |conn| {
+                            // The loop goes round only while `work` has not been taken.
+                            work.take().expect("work runs at most once")(conn)
+                        });
+                        if result.is_ok() || work.is_none() || retries == 0 {
+                            return result;
+                        }
+                        // BEGIN failed: that connection is dropped when it goes back.
+                        log::warn!("could not begin a transaction; beginning again on another connection");
+                        retries -= 1;
+                    }
                 })
                 .await
             }

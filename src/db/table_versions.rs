@@ -90,7 +90,9 @@ struct Polled {
     /// Milliseconds since `epoch` after which a missed poll makes the generations unknown.
     fresh_until: AtomicU64,
     epoch: Instant,
-    /// How long one poll's result is trusted (twice the poll interval: one missed poll).
+    /// How long one poll's result is trusted: the poll interval and half as much again for the
+    /// next poll's query to come back. A later or failed poll makes the generations unknown,
+    /// so another instance's write is never served stale past 1.5 × the poll interval.
     max_age: Duration,
 }
 
@@ -113,7 +115,7 @@ impl ChangeWatch {
             versions: Mutex::new(initial),
             fresh_until: AtomicU64::new(0),
             epoch: Instant::now(),
-            max_age: poll_interval * 2,
+            max_age: poll_interval + poll_interval / 2,
         };
         polled.trust_until(polled.epoch);
         Self { generations: Default::default(), freshness: Freshness::Polled(polled) }
@@ -162,7 +164,7 @@ impl ChangeWatch {
     }
 
     /// A successful poll's result; `started` is when the poll's query was sent (what it saw is
-    /// at least that fresh). Without one for twice the poll interval, `current` answers `None`.
+    /// at least that fresh). Without a newer one within 1.5 × the poll interval, `current` answers `None`.
     pub fn observe(&self, new: Versions, started: Instant) {
         let Freshness::Polled(polled) = &self.freshness else { return };
         let old = std::mem::replace(&mut *polled.versions.lock().unwrap_or_else(|p| p.into_inner()), new);

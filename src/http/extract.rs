@@ -297,11 +297,11 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, AppError> {
         if let Some((scheme, token)) = value.split_once(' ')
             && scheme.eq_ignore_ascii_case("bearer")
         {
-            return Ok(token.trim());
+            return Ok(token.trim_ascii());
         }
     }
     match req.headers().get(X_ACCESS_TOKENS) {
-        Some(value) => header_text(value).map(str::trim),
+        Some(value) => header_text(value).map(str::trim_ascii),
         None => Err(AppError::Unauthorized(Unauthorized::MissingToken)),
     }
 }

@@ -3,7 +3,7 @@
 //! time formatting. Every entry carries the generation of the table it was built from
 //! ([`ChangeWatch`], in `db/`) and is used only while that generation is current: a write
 //! anywhere is never answered stale past the next request on SQLite, nor past
-//! `REVOCATION_POLL_INTERVAL` on PostgreSQL for another instance's writes (this instance's own
+//! 1.5 × `REVOCATION_POLL_INTERVAL` on PostgreSQL for another instance's writes (this instance's own
 //! writes invalidate at once, see [`Views::wrote`]).
 
 use crate::actors::db::Database;

@@ -7,9 +7,14 @@ use std::time::Duration;
 /// How long readiness waits for the database.
 const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Ready when the database answers in time and the key ring has a key that signs.
+/// Ready when the database answers reads and writes in time and the key ring has a key that
+/// signs. The write is empty: it proves that writes get through (on SQLite, that the writer
+/// thread is alive and can begin and commit a transaction) without changing anything.
 pub async fn readiness(services: &Services) -> Result<(), Failure> {
-    let database = services.db.read(crate::db::ping);
+    let database = async {
+        services.db.read(crate::db::ping).await?;
+        services.db.write(|_| Ok(())).await
+    };
     match actix_web::rt::time::timeout(READINESS_TIMEOUT, database).await {
         Ok(Ok(_)) => {}
         Ok(Err(error)) => return Err(Failure::Unavailable(format!("readiness: {error}"))),

@@ -150,7 +150,8 @@ async fn a_postgres_outage_is_a_503_and_the_service_recovers() {
 }
 
 /// Pooled connections are not tested before use: after PostgreSQL dropped them all (a restart),
-/// the next read finds its connection closed and runs again on another, so no request fails.
+/// the next read finds its connection closed and runs again on another, and so does a write
+/// transaction whose BEGIN fails (nothing ran yet), so no request fails.
 #[actix_web::test]
 async fn after_postgres_drops_every_connection_the_next_read_still_succeeds() {
     let Some(mut config) = TestConfig::on(Backend::Postgres) else { return };
@@ -170,4 +171,14 @@ async fn after_postgres_drops_every_connection_the_next_read_still_succeeds() {
         let ready = app.send(app.request(Method::GET, "/readyz")).await;
         assert_eq!(ready.status, StatusCode::OK, "{:?}", ready.body);
     }
+
+    // Open several connections again, drop them all, then write: the transaction begins anew.
+    let statuses = futures_util::future::join_all((0..8).map(|_| status(&app, "/users/me", &token))).await;
+    assert!(statuses.iter().all(|status| *status == StatusCode::OK), "{statuses:?}");
+    proxy.cut();
+    actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    proxy.restore();
+    let body = serde_json::json!({"name": "After Restart", "book": "Reconnected", "country": "PL"});
+    let created = app.post_json("/authors", Some(&token), &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
 }
