@@ -192,6 +192,27 @@ impl Password {
     }
 }
 
+/// The `User-Agent` a login was made with, as shown in the user's list of sessions: at most
+/// [`UserAgent::MAX_CHARS`] characters (cut at a character boundary), bytes that are not UTF-8
+/// replaced, control characters dropped. An empty header is no user agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserAgent(String);
+
+impl UserAgent {
+    pub const MAX_CHARS: usize = 256;
+
+    pub fn from_header(raw: &[u8]) -> Option<Self> {
+        let text: String =
+            String::from_utf8_lossy(raw).chars().filter(|c| !c.is_control()).take(Self::MAX_CHARS).collect();
+        let text = text.trim();
+        (!text.is_empty()).then(|| Self(text.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A page of a listing ordered by id: `limit` 1..=100 (default 50), starting after an id
 /// (keyset: an index range scan however deep) or at an offset (default 0: the first page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -269,6 +290,16 @@ fn trimmed_text(field: &'static str, raw: &str, max_chars: usize) -> Result<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agents_are_cut_at_a_character_boundary_and_cleaned() {
+        let long = "é".repeat(300);
+        let cut = UserAgent::from_header(long.as_bytes()).expect("kept");
+        assert_eq!(cut.as_str().chars().count(), UserAgent::MAX_CHARS);
+        assert_eq!(UserAgent::from_header(b"curl/8.5\tx\x7f").expect("kept").as_str(), "curl/8.5x");
+        assert_eq!(UserAgent::from_header(b"caf\xe9").expect("kept").as_str(), "caf\u{fffd}");
+        assert_eq!(UserAgent::from_header(b"  "), None);
+    }
 
     #[test]
     fn user_names_are_trimmed_checked_and_keyed_case_insensitively() {

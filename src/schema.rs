@@ -72,6 +72,8 @@ diesel::table! {
         revoked_at -> Nullable<Timestamp>,
         client_id -> Text,
         scope -> Text,
+        user_agent -> Nullable<Text>,
+        last_refreshed_at -> Nullable<Timestamp>,
     }
 }
 

@@ -216,6 +216,22 @@ impl Handler<Publish> for Revocations {
     }
 }
 
+/// Adds sessions whose revocation is already stored (by the transaction of the change that
+/// ended them: a password change, a user ending one of their sessions) to the deny list.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PublishSessions(Vec<Uuid>);
+
+impl Handler<PublishSessions> for Revocations {
+    type Result = ();
+
+    fn handle(&mut self, PublishSessions(sids): PublishSessions, _: &mut Self::Context) {
+        // Their access tokens were all issued before now, so they expire within one lifetime.
+        let keep_until = self.clock.now() + self.token_lifetime;
+        self.list.deny_sessions(sids, keep_until.timestamp());
+    }
+}
+
 /// Loads the revoked tokens still in force, a page at a time.
 async fn load_revoked_tokens(db: &Database, now: chrono::NaiveDateTime) -> Result<HashMap<Uuid, i64>, RevocationError> {
     const PAGE: i64 = 20_000;
@@ -304,6 +320,12 @@ impl RevocationsHandle {
     /// instances pick it up from the database).
     pub async fn publish(&self, revocation: SubjectRevocation) -> Result<(), RevocationError> {
         self.addr.send(Publish(revocation)).await.map_err(|_| RevocationError::Unavailable)
+    }
+
+    /// Makes session revocations that are already stored take effect here at once (other
+    /// instances pick them up from the database).
+    pub async fn publish_sessions(&self, sids: Vec<Uuid>) -> Result<(), RevocationError> {
+        self.addr.send(PublishSessions(sids)).await.map_err(|_| RevocationError::Unavailable)
     }
 
     /// Prunes now instead of at the next interval (tests, and operators' tools).

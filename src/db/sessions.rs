@@ -39,6 +39,8 @@ pub struct NewSession<'a> {
     pub user_id: i32,
     pub client_id: &'a str,
     pub scope: &'a str,
+    /// The `User-Agent` of the login, already cut to size.
+    pub user_agent: Option<&'a str>,
 }
 
 /// Where a refresh token stands at a given moment.
@@ -106,6 +108,7 @@ pub fn start_session(
                 sessions::expires_at.eq(expires_at),
                 sessions::client_id.eq(session.client_id),
                 sessions::scope.eq(session.scope),
+                sessions::user_agent.eq(session.user_agent),
             ))
             .execute(conn)?;
         insert_refresh_token(conn, token_hash, session_id, now, expires_at)?;
@@ -211,7 +214,9 @@ pub fn rotate_refresh_token(
             return Ok(Refresh::Reused { session_id: session.id });
         }
         insert_refresh_token(conn, new_hash, &session.id, now, new_expires_at)?;
-        diesel::update(sessions::table.find(&session.id)).set(sessions::expires_at.eq(new_expires_at)).execute(conn)?;
+        diesel::update(sessions::table.find(&session.id))
+            .set((sessions::expires_at.eq(new_expires_at), sessions::last_refreshed_at.eq(now)))
+            .execute(conn)?;
         Ok(Refresh::Rotated { user, session })
     })
 }
@@ -229,6 +234,65 @@ pub fn revoke_session(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -
 pub fn revoke_user_sessions(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<String>> {
     let user_sessions = sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null());
     super::on_backend!(conn, |conn| diesel::update(user_sessions)
+        .set(sessions::revoked_at.eq(now))
+        .returning(sessions::id)
+        .get_results(conn))
+}
+
+/// A session as its user sees it (`GET /users/me/sessions`).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct SessionSummary {
+    pub id: String,
+    pub client_id: String,
+    pub created_at: NaiveDateTime,
+    pub last_refreshed_at: Option<NaiveDateTime>,
+    pub user_agent: Option<String>,
+}
+
+/// The live sessions of user `user_id` at `now` (neither revoked nor expired), newest first.
+pub fn live_user_sessions(conn: &mut DbConn, user_id: i32, now: NaiveDateTime) -> QueryResult<Vec<SessionSummary>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
+        .order((sessions::created_at.desc(), sessions::id.desc()))
+        .select(SessionSummary::as_select())
+        .load(conn)
+}
+
+/// Revokes session `session_id` if it is a live session of user `user_id` at `now`; whether it
+/// was.
+pub fn revoke_live_user_session(
+    conn: &mut DbConn,
+    user_id: i32,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
+    let revoked = diesel::update(
+        sessions::table
+            .find(session_id)
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::expires_at.gt(now)),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)?;
+    Ok(revoked == 1)
+}
+
+/// Revokes every session of a user but `keep` (the caller's own, if any); returns their ids.
+pub fn revoke_other_user_sessions(
+    conn: &mut DbConn,
+    user_id: i32,
+    keep: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<Vec<String>> {
+    let others = sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::id.ne(keep.unwrap_or_default()));
+    super::on_backend!(conn, |conn| diesel::update(others)
         .set(sessions::revoked_at.eq(now))
         .returning(sessions::id)
         .get_results(conn))

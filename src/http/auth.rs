@@ -1,7 +1,7 @@
 //! `/register`, `/login`, `/token/refresh`, `/logout`.
 
 use super::errors::{AppError, BodyErrors, DatabaseErrors, ErrorBody, InvalidValuesError, TokenErrors, Unauthorized};
-use super::extract::{AuthenticatedUser, ClientAddr, FormOrJson, JsonBody, StrictQuery};
+use super::extract::{AuthenticatedUser, ClientAddr, FormOrJson, JsonBody, StrictQuery, user_agent};
 use crate::domain::{Password, UserName};
 use crate::service::sessions::{self, SessionClient, TokenPair};
 use crate::service::{Services, users};
@@ -108,7 +108,8 @@ pub async fn login(
     ClientAddr(client): ClientAddr,
 ) -> Result<HttpResponse, AppError> {
     let Credentials { name, password } = read_credentials(&req, payload).await?;
-    let pair = sessions::login(&services, &name, &password, client, SessionClient::builtin(&services)).await?;
+    let session_client = SessionClient::builtin(&services);
+    let pair = sessions::login(&services, &name, &password, client, session_client, user_agent(&req)).await?;
     Ok(token_response(pair, true))
 }
 

@@ -7,6 +7,7 @@ use crate::db::UniqueField;
 use crate::domain::InvalidValue;
 use crate::key_schedule::RotationRefused;
 use crate::service::Failure;
+use crate::service::account::AccountError;
 use crate::service::authors::AuthorError;
 use crate::service::clients::ClientError;
 use crate::service::keys::RingChangeError;
@@ -38,6 +39,9 @@ pub enum Unauthorized {
     InvalidToken,
     /// OAuth client authentication failed (RFC 6749 §5.2 `invalid_client`).
     InvalidClient,
+    /// A password change named a wrong current password: `invalid_credentials`, as a failed
+    /// login, with the same challenge.
+    WrongPassword,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,7 +117,7 @@ impl AppError {
     pub fn code(&self) -> &str {
         match self {
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::TooSoon { code, .. } => code,
-            Self::Unauthorized(Unauthorized::InvalidCredentials) => "invalid_credentials",
+            Self::Unauthorized(Unauthorized::InvalidCredentials | Unauthorized::WrongPassword) => "invalid_credentials",
             Self::Unauthorized(Unauthorized::MissingToken) => "missing_token",
             Self::Unauthorized(Unauthorized::InvalidToken) => "invalid_token",
             Self::Unauthorized(Unauthorized::InvalidClient) => "invalid_client",
@@ -132,6 +136,7 @@ impl AppError {
     fn public_message(&self) -> String {
         match self {
             Self::Unauthorized(Unauthorized::InvalidCredentials) => "wrong name or password".into(),
+            Self::Unauthorized(Unauthorized::WrongPassword) => "the current password is wrong".into(),
             Self::Unauthorized(Unauthorized::MissingToken) => {
                 "an access token is required (Authorization: Bearer)".into()
             }
@@ -185,7 +190,9 @@ impl ResponseError for AppError {
 
 fn challenge(kind: Unauthorized) -> String {
     match kind {
-        Unauthorized::InvalidCredentials | Unauthorized::InvalidClient => format!("Basic realm=\"{REALM}\""),
+        Unauthorized::InvalidCredentials | Unauthorized::InvalidClient | Unauthorized::WrongPassword => {
+            format!("Basic realm=\"{REALM}\"")
+        }
         Unauthorized::MissingToken => format!("Bearer realm=\"{REALM}\""),
         Unauthorized::InvalidToken => format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
     }
@@ -298,6 +305,23 @@ impl From<UserError> for AppError {
             UserError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
             UserError::NotAUser => Self::Forbidden("a service token cannot act as a user"),
             UserError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<AccountError> for AppError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::NotAUser => Self::Forbidden("a service token cannot act as a user"),
+            AccountError::NotACredential => Self::Unauthorized(Unauthorized::InvalidToken),
+            AccountError::WrongPassword => Self::Unauthorized(Unauthorized::WrongPassword),
+            AccountError::Throttled { retry_after } => {
+                Self::TooManyRequests { retry_after_secs: whole_seconds_up(retry_after) }
+            }
+            AccountError::Invalid(invalid) => Self::Unprocessable(invalid),
+            AccountError::NoSuchSession => Self::NotFound("no such session"),
+            AccountError::NoSuchUser => Self::NotFound("no such user"),
+            AccountError::Failure(failure) => failure.into(),
         }
     }
 }

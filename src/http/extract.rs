@@ -1,6 +1,7 @@
 //! Extractors: a strict JSON body, the authenticated caller, the client's address.
 
 use super::errors::{AppError, Unauthorized};
+use crate::domain::UserAgent;
 use crate::service::clients::ClientCredentials;
 use crate::service::{Services, sessions};
 use crate::tokens::AccessClaims;
@@ -350,6 +351,11 @@ impl FromRequest for AdminUser {
             if claims.is_admin() { Ok(AdminUser(claims)) } else { Err(AppError::Forbidden("administrators only")) }
         }))
     }
+}
+
+/// The request's `User-Agent`, cut to size (kept with a session started by a login).
+pub fn user_agent(req: &HttpRequest) -> Option<UserAgent> {
+    req.headers().get(header::USER_AGENT).and_then(|value| UserAgent::from_header(value.as_bytes()))
 }
 
 /// Reverse proxies whose `X-Forwarded-For` names the real client.

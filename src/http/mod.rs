@@ -1,6 +1,7 @@
 //! HTTP: the route table, extractors, and one module per resource. Handlers stay thin: parse
 //! the request, call [`crate::service`], map the result (errors map in [`errors`]).
 
+mod account;
 mod admin;
 mod auth;
 mod authors;

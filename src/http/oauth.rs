@@ -3,7 +3,7 @@
 
 use super::auth::{TokenResponse, token_response};
 use super::errors::{AppError, BodyErrors, DatabaseErrors, ErrorBody, TokenErrors, Unauthorized};
-use super::extract::{ClientAddr, FormOrJson, FormParams, bearer_token, client_credentials};
+use super::extract::{ClientAddr, FormOrJson, FormParams, bearer_token, client_credentials, user_agent};
 use crate::db::clients::ClientRow;
 use crate::service::Services;
 use crate::service::clients::{self, ClientCredentials};
@@ -58,7 +58,7 @@ pub async fn token(
     let request = token_request(&form)?;
     let credentials = client_credentials(&req, form.get("client_id"), form.get("client_secret"))?
         .ok_or(AppError::Unauthorized(Unauthorized::InvalidClient))?;
-    let pair = oauth::token(&services, credentials, request, address).await?;
+    let pair = oauth::token(&services, credentials, request, address, user_agent(&req)).await?;
     Ok(token_response(pair, false))
 }
 

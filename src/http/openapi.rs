@@ -4,7 +4,7 @@
 //! table, so neither can drift from the other.
 
 use super::errors::ErrorBody;
-use super::{admin, auth, authors, clients, oauth, users, verify, well_known};
+use super::{account, admin, auth, authors, clients, oauth, users, verify, well_known};
 use actix_web::HttpResponse;
 use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
 use std::sync::OnceLock;
@@ -38,6 +38,11 @@ impl Modify for SecuritySchemes {
         users::list,
         users::update,
         users::delete,
+        account::change_password,
+        account::my_sessions,
+        account::end_my_session,
+        account::user_sessions,
+        account::end_user_sessions,
         authors::create,
         authors::create_alias,
         authors::list,
@@ -178,6 +183,8 @@ mod tests {
             ("/verify", "get", "group", "query"),
             ("/authors/{id}", "get", "id", "path"),
             ("/users/{public_id}", "patch", "public_id", "path"),
+            ("/users/me/sessions/{sid}", "delete", "sid", "path"),
+            ("/users/{public_id}/sessions", "get", "public_id", "path"),
             ("/admin/keys/{kid}", "delete", "kid", "path"),
         ] {
             assert_eq!(place(path, method, name).as_deref(), Some(expected), "{method} {path}: parameter `{name}`");

@@ -2,7 +2,7 @@
 //! OpenAPI document: every route documented, every documented operation routed.
 
 use super::observe::RouteObserver;
-use super::{admin, auth, authors, clients, oauth, openapi, users, verify, well_known};
+use super::{account, admin, auth, authors, clients, oauth, openapi, users, verify, well_known};
 use crate::metrics::Metrics;
 use actix_web::dev::Service as _;
 use actix_web::http::Method;
@@ -130,9 +130,15 @@ pub fn route_table() -> RouteTable {
         .post("/introspect", oauth::introspect)
         .any("/verify", verify::verify)
         .get("/users/me", users::me)
+        // Before `/users/{public_id}/…`, which would otherwise take `me` for a public id.
+        .put("/users/me/password", account::change_password)
+        .get("/users/me/sessions", account::my_sessions)
+        .delete("/users/me/sessions/{sid}", account::end_my_session)
         .get("/users", users::list)
         .patch("/users/{public_id}", users::update)
         .delete("/users/{public_id}", users::delete)
+        .get("/users/{public_id}/sessions", account::user_sessions)
+        .delete("/users/{public_id}/sessions", account::end_user_sessions)
         .get("/authors", authors::list)
         .post("/authors", authors::create)
         .post("/author", authors::create_alias)

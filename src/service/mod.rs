@@ -3,6 +3,7 @@
 //! the actors and return typed errors; `http/` parses requests, calls these, and maps the
 //! results and errors to responses. Nothing here knows HTTP.
 
+pub mod account;
 pub mod authors;
 pub mod cache;
 pub mod clients;

@@ -5,6 +5,7 @@
 use super::clients::{self, ClientCredentials, allows_grant, grant_scope};
 use super::sessions::{self, LoginError, RefreshError, SessionClient, TokenPair};
 use super::{Failure, Services};
+use crate::domain::UserAgent;
 use std::net::IpAddr;
 
 /// A token request, parsed (the grant and its parameters).
@@ -77,12 +78,14 @@ impl From<RefreshError> for OAuthError {
     }
 }
 
-/// Issues tokens for `request` from the client `credentials` prove, at client address `address`.
+/// Issues tokens for `request` from the client `credentials` prove, at client address `address`;
+/// a password grant's session keeps `user_agent`.
 pub async fn token(
     services: &Services,
     credentials: ClientCredentials,
     request: TokenRequest,
     address: IpAddr,
+    user_agent: Option<UserAgent>,
 ) -> Result<TokenPair, OAuthError> {
     let client = clients::authenticate(services, credentials).await?.ok_or(OAuthError::InvalidClient)?;
     if !allows_grant(&client, request.grant_type()) {
@@ -92,7 +95,7 @@ pub async fn token(
         TokenRequest::Password { username, password, scope } => {
             let scope = grant_scope(&client.scope, scope.as_deref()).ok_or(OAuthError::InvalidScope)?;
             let session_client = SessionClient { client_id: client.client_id, scope };
-            Ok(sessions::login(services, &username, &password, address, session_client).await?)
+            Ok(sessions::login(services, &username, &password, address, session_client, user_agent).await?)
         }
         TokenRequest::RefreshToken { refresh_token, scope } => {
             Ok(sessions::refresh(services, &client.client_id, &refresh_token, scope.as_deref()).await?)

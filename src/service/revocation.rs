@@ -1,6 +1,8 @@
 //! Who gets logged out when, written once. A user's tokens end in three ways:
 //! - one access token ([`revoke_access_token`]: `/logout`, RFC 7009);
-//! - one session, every token of one login (the revocations actor's `revoke_session`);
+//! - one session, every token of one login (the revocations actor's `revoke_session`, or
+//!   [`publish_sessions`] for sessions a service transaction revoked: a password change, a user
+//!   ending one of their sessions);
 //! - every token of a subject up to a cutoff ([`end_subject_tokens`]), inside the transaction
 //!   of the change that calls for it: "log out everywhere", a role change, a deletion.
 
@@ -82,5 +84,17 @@ pub async fn revoke_session(services: &Services, sid: Uuid) -> Result<(), Failur
 pub async fn publish(services: &Services, revocation: SubjectRevocation) -> Result<(), Failure> {
     services.revocations.publish(revocation).await?;
     services.metrics.revocations.with_label_values(&["subject"]).inc();
+    Ok(())
+}
+
+/// Makes session revocations stored by the caller's transaction take effect in this instance's
+/// deny list at once: every access token of those sessions is refused from now on.
+pub async fn publish_sessions(services: &Services, sids: Vec<Uuid>) -> Result<(), Failure> {
+    if sids.is_empty() {
+        return Ok(());
+    }
+    let count = sids.len() as u64;
+    services.revocations.publish_sessions(sids).await?;
+    services.metrics.revocations.with_label_values(&["session"]).inc_by(count);
     Ok(())
 }

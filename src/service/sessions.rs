@@ -11,7 +11,7 @@ use super::{Failure, Services, failures_pass_through};
 use crate::db::clients::ClientRow;
 use crate::db::sessions::{self, NewSession, Refresh, RefreshTokenRecord, RefreshTokenState};
 use crate::db::users::{self, User};
-use crate::domain::{InvalidValue, Password, UserName, legacy_name_key, name_key};
+use crate::domain::{InvalidValue, Password, UserAgent, UserName, legacy_name_key, name_key};
 use crate::tokens::{
     ADMIN_GROUP, AccessClaims, Grant, MAX_SECRET_LEN, Subject, TokenRejection, generate_secret, hash_secret,
 };
@@ -89,13 +89,15 @@ impl From<diesel::result::Error> for RefreshError {
 const IMPOSSIBLE_NAME: &str = "<impossible name>";
 
 /// Logs `name` in with `password` from address `client`, for OAuth client `session_client`:
-/// checks the throttle, the credentials, then starts a session and issues its first pair.
+/// checks the throttle, the credentials, then starts a session and issues its first pair. The
+/// session keeps `user_agent` (shown in the user's list of sessions), never the address.
 pub async fn login(
     services: &Services,
     name: &str,
     password: &str,
     client: IpAddr,
     session_client: SessionClient,
+    user_agent: Option<UserAgent>,
 ) -> Result<TokenPair, LoginError> {
     if password.len() > Password::MAX_BYTES {
         // bcrypt would ignore the bytes past 72; such a password never matches, say so instead.
@@ -118,7 +120,7 @@ pub async fn login(
     services.db.write(move |conn| throttle::succeeded(conn, &attempt)).await?;
     let rehash = upgraded_hash(services, &user, password).await;
     // A user deleted during the password check has no session to start.
-    start_session(services, user.id, session_client, rehash).await?.ok_or(LoginError::InvalidCredentials)
+    start_session(services, user.id, session_client, user_agent, rehash).await?.ok_or(LoginError::InvalidCredentials)
 }
 
 /// A new hash of `password` when the user's stored one has a lower cost than BCRYPT_COST (it
@@ -182,6 +184,7 @@ async fn start_session(
     services: &Services,
     user_id: i32,
     client: SessionClient,
+    user_agent: Option<UserAgent>,
     rehash: Option<String>,
 ) -> Result<Option<TokenPair>, Failure> {
     let sid = Uuid::new_v4();
@@ -201,6 +204,7 @@ async fn start_session(
                 user_id,
                 client_id: &stored_client.client_id,
                 scope: &stored_client.scope,
+                user_agent: user_agent.as_ref().map(UserAgent::as_str),
             };
             Ok(sessions::start_session(conn, &session, &hash, now.naive_utc(), expires_at)?)
         })

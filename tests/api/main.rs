@@ -1,6 +1,7 @@
 //! Integration tests: each test starts the real service on port 0 with its own database.
 
 mod abuse;
+mod account;
 mod architecture;
 mod cli;
 mod cluster;

@@ -1,0 +1,2 @@
+ALTER TABLE sessions DROP COLUMN last_refreshed_at;
+ALTER TABLE sessions DROP COLUMN user_agent;
