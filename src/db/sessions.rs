@@ -41,6 +41,9 @@ pub struct NewSession<'a> {
     pub scope: &'a str,
     /// The `User-Agent` of the login, already cut to size.
     pub user_agent: Option<&'a str>,
+    /// The password hash the login was checked against: if the user's hash is another one by
+    /// now (the password changed), no session starts.
+    pub password_hash: &'a str,
 }
 
 /// Where a refresh token stands at a given moment.
@@ -73,7 +76,9 @@ impl RefreshTokenRow {
 pub type RefreshTokenRecord = (RefreshTokenRow, SessionRow, User);
 
 /// Starts `session` (a login) with its first refresh token, and returns the user as they are
-/// at that moment (`None` if they, or the session's client, were deleted meanwhile): tokens
+/// at that moment (`None` if they, or the session's client, were deleted meanwhile, or the
+/// user's password changed since it was checked — the read waits for a password change in
+/// progress on PostgreSQL, `FOR SHARE`): tokens
 /// are issued from this row, not from the one read before the password check, so a role change
 /// made during the check is not lost.
 pub fn start_session(
@@ -93,7 +98,7 @@ pub fn start_session(
             }
             DbConn::Sqlite(conn) => users::table.find(user_id).select(User::as_select()).first(conn).optional()?,
         };
-        let Some(user) = user else {
+        let Some(user) = user.filter(|user| user.password_hash == session.password_hash) else {
             return Ok(None);
         };
         // A client deleted or disabled since it authenticated starts no session.

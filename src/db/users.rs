@@ -173,9 +173,18 @@ pub fn lock_admins(conn: &mut DbConn) -> QueryResult<Vec<i32>> {
     }
 }
 
-/// Replaces a user's password hash (a rehash at a higher cost).
+/// Replaces a user's password hash (a password change).
 pub fn set_password_hash(conn: &mut DbConn, user_id: i32, password_hash: &str) -> QueryResult<()> {
     diesel::update(users::table.find(user_id)).set(users::password_hash.eq(password_hash)).execute(conn).map(drop)
+}
+
+/// Replaces a user's password hash `from` by `to` (a rehash at a higher cost), unless it is no
+/// longer `from` (the password was changed meanwhile: the change stands).
+pub fn upgrade_password_hash(conn: &mut DbConn, user_id: i32, from: &str, to: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id).filter(users::password_hash.eq(from)))
+        .set(users::password_hash.eq(to))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Every user, oldest first.

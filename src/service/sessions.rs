@@ -119,8 +119,10 @@ pub async fn login(
     };
     services.db.write(move |conn| throttle::succeeded(conn, &attempt)).await?;
     let rehash = upgraded_hash(services, &user, password).await;
-    // A user deleted during the password check has no session to start.
-    start_session(services, user.id, session_client, user_agent, rehash).await?.ok_or(LoginError::InvalidCredentials)
+    // A user deleted during the password check, or whose password changed meanwhile, has no
+    // session to start.
+    let checked = CheckedLogin { user_id: user.id, password_hash: user.password_hash, rehash, user_agent };
+    start_session(services, checked, session_client).await?.ok_or(LoginError::InvalidCredentials)
 }
 
 /// A new hash of `password` when the user's stored one has a lower cost than BCRYPT_COST (it
@@ -176,16 +178,24 @@ async fn validate_credentials(
     Ok(user.filter(|_| matches))
 }
 
-/// Starts a session for user `user_id` and issues its first pair (storing `rehash`, if any, in
-/// the same transaction); `None` if the user was deleted meanwhile. Tokens are issued from the
-/// user as they are once the session exists, so a role change made during the password check is
-/// not missed.
+/// A login whose password was checked: the user, the hash it was checked against, a new hash
+/// at a higher cost if one is due, and the login's `User-Agent`.
+struct CheckedLogin {
+    user_id: i32,
+    password_hash: String,
+    rehash: Option<String>,
+    user_agent: Option<UserAgent>,
+}
+
+/// Starts a session for a checked login and issues its first pair (storing the rehash, if any,
+/// in the same transaction); `None` if the user was deleted, or their password changed, since
+/// the check: a password change ends every other session, and a login with the old password
+/// that was still in flight must not slip in after it. Tokens are issued from the user as they
+/// are once the session exists, so a role change made during the password check is not missed.
 async fn start_session(
     services: &Services,
-    user_id: i32,
+    login: CheckedLogin,
     client: SessionClient,
-    user_agent: Option<UserAgent>,
-    rehash: Option<String>,
 ) -> Result<Option<TokenPair>, Failure> {
     let sid = Uuid::new_v4();
     let refresh = generate_secret();
@@ -196,8 +206,10 @@ async fn start_session(
     let user = services
         .db
         .transaction(move |conn| -> Result<_, crate::actors::db::DbError> {
+            let CheckedLogin { user_id, password_hash, rehash, user_agent } = login;
+            // Only over the hash that was checked: a password changed meanwhile stays changed.
             if let Some(upgraded) = &rehash {
-                users::set_password_hash(conn, user_id, upgraded)?;
+                users::upgrade_password_hash(conn, user_id, &password_hash, upgraded)?;
             }
             let session = NewSession {
                 id: &sid.to_string(),
@@ -205,6 +217,7 @@ async fn start_session(
                 client_id: &stored_client.client_id,
                 scope: &stored_client.scope,
                 user_agent: user_agent.as_ref().map(UserAgent::as_str),
+                password_hash: rehash.as_deref().unwrap_or(&password_hash),
             };
             Ok(sessions::start_session(conn, &session, &hash, now.naive_utc(), expires_at)?)
         })

@@ -345,3 +345,36 @@ async fn admins_list_and_end_a_users_sessions_and_nobody_else_may(
     let again = app.login("alice", PASSWORD).await;
     assert!(me_works(&app, &again.access).await, "a later login works");
 }
+
+#[rstest]
+#[actix_web::test]
+async fn a_login_checked_against_a_password_changed_since_starts_no_session(
+    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+) {
+    use library_api::db::{sessions, users};
+    let Some(app) = spawn_app_on(backend).await else { return };
+    let alice = app.register_and_login("alice").await;
+    let mut conn = app.db();
+    let stale = users::find_by_public_id(&mut conn, &public_id(&alice.access)).expect("read").expect("alice");
+    let changed = change_password(&app, &alice.access, PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+
+    // What a login that checked the old password just before the change would now try.
+    let now = chrono::Utc::now().naive_utc();
+    let session = sessions::NewSession {
+        id: &uuid::Uuid::new_v4().to_string(),
+        user_id: stale.id,
+        client_id: "library-app",
+        scope: "",
+        user_agent: None,
+        password_hash: &stale.password_hash,
+    };
+    let started = sessions::start_session(&mut conn, &session, "refresh-hash", now, now + Duration::days(1));
+    assert!(started.expect("no error").is_none(), "no session on the old password");
+    assert_eq!(listed(&app, "/users/me/sessions", &alice.access).await.len(), 1, "only the calling one");
+
+    let current = users::find_by_public_id(&mut conn, &public_id(&alice.access)).expect("read").expect("alice");
+    let session = sessions::NewSession { password_hash: &current.password_hash, ..session };
+    let started = sessions::start_session(&mut conn, &session, "refresh-hash", now, now + Duration::days(1));
+    assert!(started.expect("no error").is_some(), "the same login checked against the new password");
+}
