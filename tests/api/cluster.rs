@@ -72,6 +72,34 @@ async fn two_instances_share_tokens_keys_and_revocations() {
 }
 
 #[actix_web::test]
+async fn sessions_ended_by_their_user_at_one_instance_are_refused_at_the_other() {
+    let Some(config) = cluster_config() else { return };
+    let a = spawn_app_with(config.clone()).await;
+    let b = spawn_app_with(config).await;
+    let laptop = a.register_and_login("alice").await;
+    let phone = b.login("alice", PASSWORD).await;
+    let tablet = b.login("alice", PASSWORD).await;
+    assert_eq!(status(&b, "/authors", &phone.access).await, StatusCode::OK);
+
+    let sid = crate::helpers::claim(&tablet.access, "sid");
+    let ended = a.delete(&format!("/users/me/sessions/{}", sid.as_str().expect("sid")), &laptop.access).await;
+    assert_eq!(ended.status, StatusCode::NO_CONTENT);
+    within(Duration::from_secs(2), || async {
+        status(&b, "/authors", &tablet.access).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    let change = serde_json::json!({"current_password": PASSWORD, "new_password": "another passphrase"});
+    let changed = a.send(a.request(Method::PUT, "/users/me/password").bearer_auth(&laptop.access).json(&change)).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{:?}", changed.body);
+    within(Duration::from_secs(2), || async {
+        status(&b, "/authors", &phone.access).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert_eq!(status(&b, "/authors", &laptop.access).await, StatusCode::OK, "the calling session stays everywhere");
+}
+
+#[actix_web::test]
 async fn instances_booting_together_on_an_empty_database_make_one_key_ring() {
     let Some(config) = cluster_config() else { return };
     let (a, b) = futures_util::future::join(spawn_app_with(config.clone()), spawn_app_with(config)).await;
