@@ -116,6 +116,7 @@ diesel::table! {
         created_at -> Timestamp,
         name_skeleton -> Nullable<Text>,
         shown_skeleton -> Nullable<Text>,
+        password_version -> BigInt,
     }
 }
 

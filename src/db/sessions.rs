@@ -41,9 +41,10 @@ pub struct NewSession<'a> {
     pub scope: &'a str,
     /// The `User-Agent` of the login, already cut to size.
     pub user_agent: Option<&'a str>,
-    /// The password hash the login was checked against: if the user's hash is another one by
-    /// now (the password changed), no session starts.
-    pub password_hash: &'a str,
+    /// The password version the login was checked against: if the user's password changed
+    /// since, no session starts. (Not the hash: a concurrent login may store a stronger hash
+    /// of the same password, which must not refuse this one.)
+    pub password_version: i64,
 }
 
 /// Where a refresh token stands at a given moment.
@@ -98,7 +99,7 @@ pub fn start_session(
             }
             DbConn::Sqlite(conn) => users::table.find(user_id).select(User::as_select()).first(conn).optional()?,
         };
-        let Some(user) = user.filter(|user| user.password_hash == session.password_hash) else {
+        let Some(user) = user.filter(|user| user.password_version == session.password_version) else {
             return Ok(None);
         };
         // A client deleted or disabled since it authenticated starts no session.
@@ -286,7 +287,8 @@ pub fn revoke_live_user_session(
     Ok(revoked == 1)
 }
 
-/// Revokes every session of a user but `keep` (the caller's own, if any); returns their ids.
+/// Revokes every live session of a user but `keep` (the caller's own, if any); returns their
+/// ids. Expired sessions are left alone: no token of theirs works any more.
 pub fn revoke_other_user_sessions(
     conn: &mut DbConn,
     user_id: i32,
@@ -296,6 +298,7 @@ pub fn revoke_other_user_sessions(
     let others = sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(now))
         .filter(sessions::id.ne(keep.unwrap_or_default()));
     super::on_backend!(conn, |conn| diesel::update(others)
         .set(sessions::revoked_at.eq(now))

@@ -14,6 +14,8 @@ pub struct User {
     pub password_hash: String,
     pub admin: bool,
     pub created_at: NaiveDateTime,
+    /// Moves on with every password change (never with a rehash of the same password).
+    pub password_version: i64,
 }
 
 #[derive(Debug, Insertable)]
@@ -175,7 +177,10 @@ pub fn lock_admins(conn: &mut DbConn) -> QueryResult<Vec<i32>> {
 
 /// Replaces a user's password hash (a password change).
 pub fn set_password_hash(conn: &mut DbConn, user_id: i32, password_hash: &str) -> QueryResult<()> {
-    diesel::update(users::table.find(user_id)).set(users::password_hash.eq(password_hash)).execute(conn).map(drop)
+    diesel::update(users::table.find(user_id))
+        .set((users::password_hash.eq(password_hash), users::password_version.eq(users::password_version + 1)))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Replaces a user's password hash `from` by `to` (a rehash at a higher cost), unless it is no

@@ -120,12 +120,12 @@ async fn store_password(
     new_hash: String,
     keep: Option<Uuid>,
 ) -> Result<Vec<Uuid>, AccountError> {
-    let (public_id, checked_hash, now) = (user.public_id.clone(), user.password_hash.clone(), services.clock.now());
+    let (public_id, checked_version, now) = (user.public_id.clone(), user.password_version, services.clock.now());
     let ended = services
         .db
         .transaction(move |conn| -> Result<_, AccountError> {
             let user = users::lock_by_public_id(conn, &public_id)?.ok_or(AccountError::NotACredential)?;
-            if user.password_hash != checked_hash {
+            if user.password_version != checked_version {
                 // Changed meanwhile (another change, or a reset): the password given is not the
                 // current one any more.
                 return Err(AccountError::WrongPassword);

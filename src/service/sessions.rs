@@ -121,7 +121,13 @@ pub async fn login(
     let rehash = upgraded_hash(services, &user, password).await;
     // A user deleted during the password check, or whose password changed meanwhile, has no
     // session to start.
-    let checked = CheckedLogin { user_id: user.id, password_hash: user.password_hash, rehash, user_agent };
+    let checked = CheckedLogin {
+        user_id: user.id,
+        password_hash: user.password_hash,
+        password_version: user.password_version,
+        rehash,
+        user_agent,
+    };
     start_session(services, checked, session_client).await?.ok_or(LoginError::InvalidCredentials)
 }
 
@@ -178,11 +184,12 @@ async fn validate_credentials(
     Ok(user.filter(|_| matches))
 }
 
-/// A login whose password was checked: the user, the hash it was checked against, a new hash
-/// at a higher cost if one is due, and the login's `User-Agent`.
+/// A login whose password was checked: the user, the hash and password version it was checked
+/// against, a new hash at a higher cost if one is due, and the login's `User-Agent`.
 struct CheckedLogin {
     user_id: i32,
     password_hash: String,
+    password_version: i64,
     rehash: Option<String>,
     user_agent: Option<UserAgent>,
 }
@@ -206,7 +213,7 @@ async fn start_session(
     let user = services
         .db
         .transaction(move |conn| -> Result<_, crate::actors::db::DbError> {
-            let CheckedLogin { user_id, password_hash, rehash, user_agent } = login;
+            let CheckedLogin { user_id, password_hash, password_version, rehash, user_agent } = login;
             // Only over the hash that was checked: a password changed meanwhile stays changed.
             if let Some(upgraded) = &rehash {
                 users::upgrade_password_hash(conn, user_id, &password_hash, upgraded)?;
@@ -217,7 +224,7 @@ async fn start_session(
                 client_id: &stored_client.client_id,
                 scope: &stored_client.scope,
                 user_agent: user_agent.as_ref().map(UserAgent::as_str),
-                password_hash: rehash.as_deref().unwrap_or(&password_hash),
+                password_version,
             };
             Ok(sessions::start_session(conn, &session, &hash, now.naive_utc(), expires_at)?)
         })

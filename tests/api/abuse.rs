@@ -39,6 +39,22 @@ async fn a_login_rehashes_a_password_stored_at_a_lower_cost(
     assert_eq!(stored(&app), upgraded, "once: the next login leaves it alone");
 }
 
+/// Logins racing to store a stronger hash of the same password all succeed: a rehash is not a
+/// password change, so the one that stored its hash first refuses none of the others.
+#[rstest]
+#[actix_web::test]
+async fn concurrent_logins_that_rehash_all_succeed(#[values(Backend::Sqlite, Backend::Postgres)] backend: Backend) {
+    let Some(config) = TestConfig::on(backend) else { return };
+    let app = spawn_app_with(config).await;
+    assert_eq!(app.register("alice", PASSWORD).await.status, StatusCode::CREATED);
+    let config = app.stop().await;
+
+    let app = spawn_app_with(TestConfig { bcrypt_cost: "5".into(), ..config }).await;
+    let logins = futures_util::future::join_all((0..4).map(|_| app.login_basic("alice", PASSWORD))).await;
+    let statuses: Vec<StatusCode> = logins.iter().map(|login| login.status).collect();
+    assert!(statuses.iter().all(|status| *status == StatusCode::OK), "{statuses:?}");
+}
+
 #[rstest]
 #[actix_web::test]
 async fn registrations_are_limited_per_address_and_window(

@@ -367,14 +367,14 @@ async fn a_login_checked_against_a_password_changed_since_starts_no_session(
         client_id: "library-app",
         scope: "",
         user_agent: None,
-        password_hash: &stale.password_hash,
+        password_version: stale.password_version,
     };
     let started = sessions::start_session(&mut conn, &session, "refresh-hash", now, now + Duration::days(1));
     assert!(started.expect("no error").is_none(), "no session on the old password");
     assert_eq!(listed(&app, "/users/me/sessions", &alice.access).await.len(), 1, "only the calling one");
 
     let current = users::find_by_public_id(&mut conn, &public_id(&alice.access)).expect("read").expect("alice");
-    let session = sessions::NewSession { password_hash: &current.password_hash, ..session };
+    let session = sessions::NewSession { password_version: current.password_version, ..session };
     let started = sessions::start_session(&mut conn, &session, "refresh-hash", now, now + Duration::days(1));
     assert!(started.expect("no error").is_some(), "the same login checked against the new password");
 }

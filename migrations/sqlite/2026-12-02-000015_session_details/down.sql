@@ -1,2 +1,3 @@
+ALTER TABLE users DROP COLUMN password_version;
 ALTER TABLE sessions DROP COLUMN last_refreshed_at;
 ALTER TABLE sessions DROP COLUMN user_agent;
