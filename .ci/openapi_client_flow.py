@@ -181,6 +181,41 @@ def main() -> None:
         check(last.authors[0].name == author.name, f"listed as {last.authors[0]!r}")
         return f"total={page.total}; limit=1 offset={page.total - 1} → id={author.id}"
 
+    def step_pages():
+        # Keyset pages as an integrator walks them: httpx's own RFC 8288 parser
+        # (Response.links) follows rel="next" from the first page to the last; the generated
+        # client's `after` and If-None-Match parameters come from the document.
+        client = authenticated(state["login"].access_token)
+        for number in range(3):
+            body = AuthorInput(name=f"Paged {suffix} {number}", book=f"Paged book {suffix} {number}", country="Chile")
+            expect(create_author.sync_detailed(client=client, body=body), 201, AuthorView)
+        http = client.get_httpx_client()
+        response = http.get("/authors", params={"limit": 2})
+        first = response
+        seen, pages = [], 0
+        while True:
+            check(response.status_code == 200, f"GET {response.url}: status {response.status_code}")
+            pages += 1
+            seen += [author["id"] for author in response.json()["authors"]]
+            following = response.links.get("next")
+            if following is None:
+                break
+            check(pages < 10_000, "the Link chain does not end")
+            response = http.get(response.url.join(following["url"]))
+        total = first.json()["total"]
+        check(seen == sorted(set(seen)), f"ids not strictly ascending across pages: {seen[:20]}…")
+        check(len(seen) == total, f"{len(seen)} authors walked, total says {total}")
+        second = expect(
+            list_authors.sync_detailed(client=client, limit=2, after=seen[1]), 200, AuthorPage, "after: "
+        )
+        check([a.id for a in second.authors] == seen[2:4], f"after={seen[1]}: {second.authors!r}")
+        etag = first.headers.get("etag")
+        check(etag is not None, "no ETag on GET /authors")
+        unchanged = list_authors.sync_detailed(client=client, limit=2, if_none_match=etag)
+        check(unchanged.status_code == 304, f"If-None-Match {etag}: status {int(unchanged.status_code)}")
+        check(unchanged.content == b"", "a 304 with a body")
+        return f"{total} authors over {pages} pages by Link rel=next; after= and If-None-Match → 304 work"
+
     def step_get_author():
         client = authenticated(state["login"].access_token)
         author = state["author"]
@@ -247,6 +282,7 @@ def main() -> None:
     run(2, "login", step_login)
     run(3, "create_author", step_create_author)
     run(3, "list_authors", step_list_authors)
+    run(3, "pages by Link, after, ETag", step_pages)
     run(3, "get_author", step_get_author)
     run(3, "get_current_user", step_current_user)
     run(4, "refresh_token", step_refresh)

@@ -149,9 +149,11 @@ impl Database {
                     let mut retries = pool.max_size();
                     loop {
                         let mut conn = pool.get().map_err(DbUnavailable::from)?;
-                        let result = crate::db::write_transaction(&mut conn, |conn| {
-                            // The loop goes round only while `work` has not been taken.
-                            work.take().expect("work runs at most once")(conn)
+                        // The loop goes round only while `work` has not been taken, so it is always
+                        // there; were it not, the answer is an error, never a panic on this thread.
+                        let result = crate::db::write_transaction(&mut conn, |conn| match work.take() {
+                            Some(work) => work(conn),
+                            None => Err(E::from(DbUnavailable::Mailbox)),
                         });
                         if result.is_ok() || work.is_none() || retries == 0 {
                             return result;
