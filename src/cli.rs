@@ -192,7 +192,14 @@ fn client_command(settings: &Settings, command: ClientCommand) -> Result<(), Cli
         ClientCommand::Delete { client_id } => {
             let lifetime = key_ring_config(settings)?.policy.token_lifetime;
             db::write_transaction(&mut conn, |conn| {
-                clients::remove(conn, &client_id, &settings.public_client_id, now, lifetime)
+                clients::remove(
+                    conn,
+                    &crate::metrics::Metrics::new(),
+                    &client_id,
+                    &settings.public_client_id,
+                    now,
+                    lifetime,
+                )
             })?;
             serde_json::to_string_pretty(&serde_json::json!({ "deleted": client_id }))
         }

@@ -103,6 +103,12 @@ pub struct SettingsArgs {
     /// The window REGISTRATIONS_PER_ADDRESS counts in (humantime, at most 24h).
     #[arg(long, env = "REGISTRATION_WINDOW", default_value = "1h", global = true)]
     pub registration_window: String,
+    /// How long a Shared Signals event waits for its receiver before it is dropped (humantime).
+    #[arg(long, env = "SSF_EVENT_RETENTION", default_value = "7d", global = true)]
+    pub ssf_event_retention: String,
+    /// Allow push streams to plain-http endpoints (tests only: Authorization headers in clear).
+    #[arg(long, env = "SSF_ALLOW_HTTP", default_value = "false", value_parser = clap::builder::BoolishValueParser::new(), global = true)]
+    pub ssf_allow_http: bool,
 }
 
 impl std::fmt::Debug for SettingsArgs {
@@ -136,6 +142,8 @@ impl std::fmt::Debug for SettingsArgs {
             .field("client_secret_grace", &self.client_secret_grace)
             .field("registrations_per_address", &self.registrations_per_address)
             .field("registration_window", &self.registration_window)
+            .field("ssf_event_retention", &self.ssf_event_retention)
+            .field("ssf_allow_http", &self.ssf_allow_http)
             .finish()
     }
 }
@@ -241,6 +249,16 @@ pub struct Settings {
     pub public_client_id: String,
     pub client_secret_grace: Duration,
     pub registration_limit: RegistrationLimit,
+    pub ssf: SsfSettings,
+}
+
+/// The Shared Signals transmitter's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SsfSettings {
+    /// Events not acknowledged within this are dropped (and counted).
+    pub event_retention: Duration,
+    /// Push streams may name `http://` endpoints (tests); otherwise `https://` only.
+    pub allow_http: bool,
 }
 
 /// A setting that cannot be used; the message names it.
@@ -337,6 +355,15 @@ impl Settings {
                 Duration::ZERO,
                 MAX_ROTATION_INTERVAL,
             )?,
+            ssf: SsfSettings {
+                event_retention: parse_ttl(
+                    "SSF_EVENT_RETENTION",
+                    &args.ssf_event_retention,
+                    Duration::from_secs(60),
+                    MAX_ROTATION_INTERVAL,
+                )?,
+                allow_http: args.ssf_allow_http,
+            },
             database,
             master_key,
         })

@@ -27,6 +27,21 @@ pub struct Metrics {
     pub key_ring_seconds_until_rotation: IntGauge,
     pub deny_list_entries: IntGauge,
     pub db_pool_connections: IntGaugeVec,
+    pub ssf: SsfCounters,
+}
+
+/// The Shared Signals transmitter's metrics.
+pub struct SsfCounters {
+    /// Events queued, by event type (the URI's last segment): one per stream it is queued for.
+    pub queued: IntCounterVec,
+    /// SETs acknowledged by their receiver, by delivery method (`poll`, `push`).
+    pub delivered: IntCounterVec,
+    /// Failed deliveries, by method: pushes that failed, SETs a receiver reported as errors.
+    pub failures: IntCounterVec,
+    /// Events dropped unacknowledged, by why (`retention`, `disabled`, `deleted`).
+    pub dropped: IntCounterVec,
+    /// Age of the oldest event not yet acknowledged (0: none queued).
+    pub oldest_unacknowledged_seconds: IntGauge,
 }
 
 impl Metrics {
@@ -62,7 +77,29 @@ impl Metrics {
         let deny =
             IntGauge::new("deny_list_entries", "Revoked tokens, sessions and users held in memory.").expect("valid");
         registry.register(Box::new(deny.clone())).expect("registered once");
+        let oldest = IntGauge::new(
+            "ssf_oldest_unacknowledged_event_age_seconds",
+            "Age of the oldest Shared Signals event not yet acknowledged by its receiver.",
+        )
+        .expect("valid");
+        registry.register(Box::new(oldest.clone())).expect("registered once");
+        let ssf = SsfCounters {
+            queued: counter("ssf_events_queued_total", "Shared Signals events queued, by event type.", &["event"]),
+            delivered: counter(
+                "ssf_events_delivered_total",
+                "Security Event Tokens acknowledged by their receiver, by delivery method.",
+                &["method"],
+            ),
+            failures: counter(
+                "ssf_delivery_failures_total",
+                "Failed SET deliveries (failed pushes, SETs a receiver refused), by method.",
+                &["method"],
+            ),
+            dropped: counter("ssf_events_dropped_total", "Events dropped unacknowledged, by reason.", &["reason"]),
+            oldest_unacknowledged_seconds: oldest,
+        };
         Self {
+            ssf,
             http_requests: counter(
                 "http_requests_total",
                 "Requests answered, by route, method and status.",

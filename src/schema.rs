@@ -90,6 +90,40 @@ diesel::table! {
 }
 
 diesel::table! {
+    ssf_events (id) {
+        id -> Integer,
+        stream_id -> Text,
+        jti -> Text,
+        txn -> Text,
+        event_type -> Text,
+        subject -> Text,
+        payload -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ssf_streams (stream_id) {
+        stream_id -> Text,
+        client_id -> Text,
+        delivery_method -> Text,
+        push_endpoint -> Nullable<Text>,
+        push_authorization -> Nullable<Binary>,
+        events_requested -> Text,
+        events_delivered -> Text,
+        description -> Nullable<Text>,
+        status -> Text,
+        status_reason -> Nullable<Text>,
+        created_at -> Timestamp,
+        verified_at -> Nullable<Timestamp>,
+        push_failures -> Integer,
+        push_last_error -> Nullable<Text>,
+        push_not_before -> Nullable<Timestamp>,
+        push_lease_token -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     subject_revocations (subject) {
         subject -> Text,
         valid_after -> Timestamp,
@@ -123,6 +157,8 @@ diesel::table! {
 diesel::joinable!(authors -> users (created_by));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(ssf_events -> ssf_streams (stream_id));
+diesel::joinable!(ssf_streams -> clients (client_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     authors,
@@ -133,6 +169,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     row_counts,
     sessions,
     signing_keys,
+    ssf_events,
+    ssf_streams,
     subject_revocations,
     table_versions,
     users,

@@ -121,6 +121,7 @@ impl Application {
         let passwords = Passwords::start(settings.bcrypt_cost).await?;
         let key_ring_config = key_ring_config(&settings)?;
         let name_hasher = crate::service::throttle::NameHasher::new(&master_key.derive("login throttle names"));
+        let transmitter = crate::service::ssf::Transmitter::new(settings.ssf, master_key.clone());
         let key_ring = KeyRingHandle::start(db.clone(), master_key, key_ring_config, clock.clone()).await?;
         let revocations = RevocationsHandle::start(
             db.clone(),
@@ -171,6 +172,7 @@ impl Application {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             pool: pool.clone(),
             views,
+            ssf: transmitter,
         });
         ensure_builtin_client(&services).await?;
         backfill_user_names(&services).await?;
@@ -178,6 +180,7 @@ impl Application {
             ensure_admin(&services, name, password).await?;
         }
         let trusted_proxies = Data::new(TrustedProxies(settings.trusted_proxies.clone()));
+        actix_web::rt::spawn(crate::service::ssf::push::run(services.clone()));
 
         let server_services = services.clone();
         let server = HttpServer::new(move || {

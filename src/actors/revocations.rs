@@ -179,29 +179,6 @@ impl Handler<RevokeToken> for Revocations {
     }
 }
 
-/// Revokes a session: every refresh token of it and every access token issued from it.
-#[derive(Message)]
-#[rtype(result = "Result<(), RevocationError>")]
-struct RevokeSession {
-    sid: Uuid,
-}
-
-impl Handler<RevokeSession> for Revocations {
-    type Result = ResponseFuture<Result<(), RevocationError>>;
-
-    fn handle(&mut self, msg: RevokeSession, _: &mut Self::Context) -> Self::Result {
-        let (db, list, now) = (self.db.clone(), self.list.clone(), self.clock.now());
-        // Its access tokens were all issued before now, so they expire within one lifetime.
-        let keep_until = now + self.token_lifetime;
-        Box::pin(async move {
-            let sid = msg.sid.to_string();
-            db.write(move |conn| sessions::revoke_session(conn, &sid, now.naive_utc())).await?;
-            list.deny_sessions([msg.sid], keep_until.timestamp());
-            Ok(())
-        })
-    }
-}
-
 /// Adds a subject revocation that is already stored (by the transaction of the change it
 /// belongs to: a deletion, a role change, "log out everywhere") to the deny list.
 #[derive(Message)]
@@ -309,11 +286,6 @@ impl RevocationsHandle {
     /// Revokes one access token; returns once the revocation is stored.
     pub async fn revoke_token(&self, jti: Uuid, expires_at: DateTime<Utc>) -> Result<(), RevocationError> {
         self.addr.send(RevokeToken { jti, expires_at }).await.map_err(|_| RevocationError::Unavailable)?
-    }
-
-    /// Revokes a session; returns once stored.
-    pub async fn revoke_session(&self, sid: Uuid) -> Result<(), RevocationError> {
-        self.addr.send(RevokeSession { sid }).await.map_err(|_| RevocationError::Unavailable)?
     }
 
     /// Makes a subject revocation that is already stored take effect here at once (other

@@ -12,6 +12,7 @@ pub mod clients;
 pub mod revocations;
 pub mod sessions;
 pub mod signing_keys;
+pub mod ssf;
 pub mod table_versions;
 pub mod throttle;
 pub mod users;

@@ -227,12 +227,13 @@ pub fn rotate_refresh_token(
     })
 }
 
-/// Revokes one session (idempotent: the first revocation time stands).
-pub fn revoke_session(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    diesel::update(sessions::table.find(session_id).filter(sessions::revoked_at.is_null()))
+/// Revokes one session (idempotent: the first revocation time stands); whether this call
+/// ended it.
+pub fn revoke_session(conn: &mut DbConn, session_id: &str, now: NaiveDateTime) -> QueryResult<bool> {
+    let revoked = diesel::update(sessions::table.find(session_id).filter(sessions::revoked_at.is_null()))
         .set(sessions::revoked_at.eq(now))
-        .execute(conn)
-        .map(drop)
+        .execute(conn)?;
+    Ok(revoked == 1)
 }
 
 /// Revokes every session of a user: their refresh tokens stop working. Returns the ids of the
@@ -243,6 +244,18 @@ pub fn revoke_user_sessions(conn: &mut DbConn, user_id: i32, now: NaiveDateTime)
         .set(sessions::revoked_at.eq(now))
         .returning(sessions::id)
         .get_results(conn))
+}
+
+/// The user (`public_id`) of each of sessions `session_ids`, as `(session id, public id)`.
+pub fn session_users(conn: &mut DbConn, session_ids: &[String]) -> QueryResult<Vec<(String, String)>> {
+    if session_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq_any(session_ids))
+        .select((sessions::id, users::public_id))
+        .load(conn)
 }
 
 /// A session as its user sees it (`GET /users/me/sessions`).

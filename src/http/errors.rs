@@ -13,6 +13,7 @@ use crate::service::clients::ClientError;
 use crate::service::keys::RingChangeError;
 use crate::service::oauth::OAuthError;
 use crate::service::sessions::{IntrospectError, LoginError, LogoutError, RefreshError};
+use crate::service::ssf::SsfError;
 use crate::service::users::UserError;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -64,6 +65,9 @@ pub enum AppError {
     TooSoon { code: &'static str, message: String, retry_after_secs: i64 },
     #[error("too many failed attempts; try again later")]
     TooManyRequests { retry_after_secs: i64 },
+    /// 429 for a request made sooner than allowed after the last one (not a failure count).
+    #[error("{message}")]
+    RateLimited { message: &'static str, retry_after_secs: i64 },
     #[error("request body larger than 64 KiB")]
     PayloadTooLarge,
     #[error("expected Content-Type: application/json")]
@@ -125,6 +129,7 @@ impl AppError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::TooManyRequests { .. } => "too_many_attempts",
+            Self::RateLimited { .. } => "too_many_requests",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unprocessable(invalid) => invalid.code,
@@ -159,7 +164,7 @@ impl ResponseError for AppError {
             Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::TooSoon { .. } => StatusCode::CONFLICT,
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -179,7 +184,9 @@ impl ResponseError for AppError {
             Self::Unauthorized(kind) => {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge(*kind)));
             }
-            Self::TooSoon { retry_after_secs, .. } | Self::TooManyRequests { retry_after_secs } => {
+            Self::TooSoon { retry_after_secs, .. }
+            | Self::TooManyRequests { retry_after_secs }
+            | Self::RateLimited { retry_after_secs, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
             }
             _ => {}
@@ -322,6 +329,27 @@ impl From<AccountError> for AppError {
             AccountError::NoSuchSession => Self::NotFound("no such session"),
             AccountError::NoSuchUser => Self::NotFound("no such user"),
             AccountError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+impl From<SsfError> for AppError {
+    fn from(error: SsfError) -> Self {
+        match error {
+            SsfError::NotAReceiver => {
+                Self::InsufficientScope("a client-credentials access token with scope `ssf` is required")
+            }
+            SsfError::NoSuchStream => Self::NotFound("no such stream"),
+            SsfError::StreamExists => Self::Conflict {
+                code: "stream_exists",
+                message: "this receiver has a stream already (one per receiver): read, update or delete it",
+            },
+            SsfError::Invalid(message) => Self::bad_request("invalid_request", message),
+            SsfError::VerifiedRecently { retry_after_secs } => Self::RateLimited {
+                message: "verification requested sooner than min_verification_interval after the last",
+                retry_after_secs,
+            },
+            SsfError::Failure(failure) => failure.into(),
         }
     }
 }

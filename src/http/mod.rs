@@ -13,6 +13,7 @@ mod oauth;
 mod observe;
 pub mod openapi;
 mod routes;
+mod ssf;
 mod users;
 mod verify;
 mod well_known;

@@ -4,7 +4,7 @@
 //! table, so neither can drift from the other.
 
 use super::errors::ErrorBody;
-use super::{account, admin, auth, authors, clients, oauth, users, verify, well_known};
+use super::{account, admin, auth, authors, clients, oauth, ssf, users, verify, well_known};
 use actix_web::HttpResponse;
 use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
 use std::sync::OnceLock;
@@ -56,6 +56,16 @@ impl Modify for SecuritySchemes {
         well_known::jwks,
         well_known::openid_configuration,
         well_known::oauth_authorization_server,
+        ssf::configuration,
+        ssf::create_stream,
+        ssf::read_stream,
+        ssf::update_stream,
+        ssf::replace_stream,
+        ssf::delete_stream,
+        ssf::read_status,
+        ssf::set_status,
+        ssf::verify,
+        ssf::poll,
         well_known::healthz,
         well_known::readyz,
         well_known::metrics,

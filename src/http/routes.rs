@@ -2,7 +2,7 @@
 //! OpenAPI document: every route documented, every documented operation routed.
 
 use super::observe::RouteObserver;
-use super::{account, admin, auth, authors, clients, oauth, openapi, users, verify, well_known};
+use super::{account, admin, auth, authors, clients, oauth, openapi, ssf, users, verify, well_known};
 use crate::metrics::Metrics;
 use actix_web::dev::Service as _;
 use actix_web::http::Method;
@@ -156,6 +156,16 @@ pub fn route_table() -> RouteTable {
         .get("/.well-known/jwks.json", well_known::jwks)
         .get("/.well-known/openid-configuration", well_known::openid_configuration)
         .get("/.well-known/oauth-authorization-server", well_known::oauth_authorization_server)
+        .get("/.well-known/ssf-configuration", ssf::configuration)
+        .post("/ssf/stream", ssf::create_stream)
+        .get("/ssf/stream", ssf::read_stream)
+        .patch("/ssf/stream", ssf::update_stream)
+        .put("/ssf/stream", ssf::replace_stream)
+        .delete("/ssf/stream", ssf::delete_stream)
+        .get("/ssf/status", ssf::read_status)
+        .post("/ssf/status", ssf::set_status)
+        .post("/ssf/verify", ssf::verify)
+        .post("/ssf/poll/{stream_id}", ssf::poll)
         .get("/healthz", well_known::healthz)
         .get("/readyz", well_known::readyz)
         .get("/metrics", well_known::metrics)

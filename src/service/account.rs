@@ -8,6 +8,7 @@
 //! stores the new hash; the caller's session (the `sid` of its token) stays.
 
 use super::revocation::{self, TokenScope};
+use super::ssf::events::{self, Event, SessionEnd};
 use super::throttle::{self, AttemptKeys};
 use super::{Failure, Services, failures_pass_through};
 use crate::db::sessions::{self, SessionSummary};
@@ -121,6 +122,7 @@ async fn store_password(
     keep: Option<Uuid>,
 ) -> Result<Vec<Uuid>, AccountError> {
     let (public_id, checked_version, now) = (user.public_id.clone(), user.password_version, services.clock.now());
+    let metrics = services.metrics.clone();
     let ended = services
         .db
         .transaction(move |conn| -> Result<_, AccountError> {
@@ -132,10 +134,15 @@ async fn store_password(
             }
             users::set_password_hash(conn, user.id, &new_hash)?;
             let keep = keep.map(|sid| sid.to_string());
-            Ok(sessions::revoke_other_user_sessions(conn, user.id, keep.as_deref(), now.naive_utc())?)
+            let ended = sessions::revoke_other_user_sessions(conn, user.id, keep.as_deref(), now.naive_utc())?;
+            let ended: Vec<Uuid> = ended.iter().filter_map(|sid| Uuid::parse_str(sid).ok()).collect();
+            let mut signals = events::sessions_revoked(conn, &ended, SessionEnd::PasswordChange, now)?;
+            signals.push(Event::password_changed(&public_id, now));
+            events::record(conn, &metrics, &signals, now)?;
+            Ok(ended)
         })
         .await?;
-    Ok(ended.iter().filter_map(|sid| Uuid::parse_str(sid).ok()).collect())
+    Ok(ended)
 }
 
 /// The caller's live sessions, newest first.
@@ -182,16 +189,17 @@ async fn live_sessions(
 pub async fn end_own_session(services: &Services, claims: &AccessClaims, sid: &str) -> Result<(), AccountError> {
     let public_id = user_of(claims)?;
     let sid = Uuid::parse_str(sid).map_err(|_| AccountError::NoSuchSession)?;
-    let now = services.clock.now().naive_utc();
+    let (now, metrics) = (services.clock.now(), services.metrics.clone());
     services
         .db
         .transaction(move |conn| -> Result<_, AccountError> {
             let user = users::lock_by_public_id(conn, &public_id.to_string())?.ok_or(AccountError::NotACredential)?;
-            if sessions::revoke_live_user_session(conn, user.id, &sid.to_string(), now)? {
-                Ok(())
-            } else {
-                Err(AccountError::NoSuchSession)
+            if !sessions::revoke_live_user_session(conn, user.id, &sid.to_string(), now.naive_utc())? {
+                return Err(AccountError::NoSuchSession);
             }
+            let ended = events::sessions_revoked(conn, &[sid], SessionEnd::EndedByUser, now)?;
+            events::record(conn, &metrics, &ended, now)?;
+            Ok(())
         })
         .await?;
     log::info!("user {public_id} ended their session {sid}");
@@ -202,19 +210,23 @@ pub async fn end_own_session(services: &Services, claims: &AccessClaims, sid: &s
 /// every token of theirs issued until now stops working.
 pub async fn end_user_sessions(services: &Services, public_id: Uuid) -> Result<(), AccountError> {
     let (now, lifetime) = (services.clock.now(), services.revocations.token_lifetime());
+    let metrics = services.metrics.clone();
     let ended = services
         .db
         .transaction(move |conn| -> Result<_, AccountError> {
             let user = users::lock_by_public_id(conn, &public_id.to_string())?.ok_or(AccountError::NoSuchUser)?;
             let subject = Subject::User(public_id);
-            Ok(revocation::end_subject_tokens(
+            let ended = revocation::end_subject_tokens(
                 conn,
                 &subject,
                 Some(user.id),
                 TokenScope::IssuedUntilNow,
                 now,
                 lifetime,
-            )?)
+            )?;
+            let signals = events::sessions_revoked(conn, &ended.sessions, SessionEnd::EndedByAdmin, now)?;
+            events::record(conn, &metrics, &signals, now)?;
+            Ok(ended)
         })
         .await?;
     Ok(revocation::publish(services, ended).await?)

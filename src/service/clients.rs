@@ -4,9 +4,11 @@
 //! `none` for public clients).
 
 use super::revocation::{self, TokenScope};
+use super::ssf::events::{self, SessionEnd};
 use super::{Failure, Services, failures_pass_through};
 use crate::db::clients::{self, ClientRow};
 use crate::db::{DbConn, sessions};
+use crate::metrics::Metrics;
 use crate::tokens::{Subject, SubjectRevocation, generate_secret, secret_matches};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use uuid::Uuid;
@@ -214,7 +216,9 @@ pub async fn rotate_secret(
 pub async fn delete(services: &Services, client_id: String) -> Result<(), ClientError> {
     let (builtin, now, lifetime) =
         (services.public_client_id.clone(), services.clock.now(), services.revocations.token_lifetime());
-    let ended = services.db.transaction(move |conn| remove(conn, &client_id, &builtin, now, lifetime)).await?;
+    let metrics = services.metrics.clone();
+    let ended =
+        services.db.transaction(move |conn| remove(conn, &metrics, &client_id, &builtin, now, lifetime)).await?;
     revocation::publish(services, ended).await?;
     Ok(())
 }
@@ -225,6 +229,7 @@ pub async fn delete(services: &Services, client_id: String) -> Result<(), Client
 /// database).
 pub fn remove(
     conn: &mut DbConn,
+    metrics: &Metrics,
     client_id: &str,
     builtin: &str,
     now: DateTime<Utc>,
@@ -242,7 +247,10 @@ pub fn remove(
     let sessions = sessions::revoke_client_sessions(conn, client_id, now.naive_utc())?;
     let subject = Subject::Client(client_id.to_string());
     let mut ended = revocation::end_subject_tokens(conn, &subject, None, TokenScope::Everything, now, token_lifetime)?;
-    ended.sessions.extend(sessions.iter().filter_map(|sid| Uuid::parse_str(sid).ok()));
+    let sessions: Vec<Uuid> = sessions.iter().filter_map(|sid| Uuid::parse_str(sid).ok()).collect();
+    let signals = events::sessions_revoked(conn, &sessions, SessionEnd::ClientDeleted, now)?;
+    events::record(conn, metrics, &signals, now)?;
+    ended.sessions.extend(sessions);
     Ok(ended)
 }
 

@@ -9,7 +9,7 @@ use crate::actors::key_ring::KeyRingError;
 use crate::clock::Clock;
 use crate::config::MasterKeySource;
 use crate::db::DbConn;
-use crate::db::signing_keys;
+use crate::db::{signing_keys, ssf};
 use crate::key_schedule::{self, KeyPolicy, KeyTimes, RotationRefused};
 use crate::key_store::{self, KeyStoreError};
 use crate::master_key::{MasterKey, MasterKeyError};
@@ -139,9 +139,32 @@ pub fn rotate_offline(
 pub fn rewrap(conn: &mut DbConn, old: &MasterKey, new: &MasterKey) -> Result<usize, KeysError> {
     let rows = signing_keys::list(conn)?;
     let resealed = key_store::reseal(&rows, old, new)?;
-    signing_keys::replace_sealed(conn, &resealed).map_err(|error| match error {
+    let headers = reseal_push_authorizations(conn, old, new)?;
+    crate::db::write_transaction(conn, |conn| {
+        signing_keys::replace_sealed(conn, &resealed)?;
+        for (stream_id, sealed) in &headers {
+            ssf::replace_push_authorization(conn, stream_id, sealed)?;
+        }
+        Ok(())
+    })
+    .map_err(|error| match error {
         diesel::result::Error::RollbackTransaction => KeysError::RingChanged,
         other => KeysError::Database(other),
     })?;
     Ok(resealed.len())
+}
+
+/// The sealed `Authorization` headers of push streams (SSF), re-sealed under `new`.
+fn reseal_push_authorizations(
+    conn: &mut DbConn,
+    old: &MasterKey,
+    new: &MasterKey,
+) -> Result<Vec<(String, Vec<u8>)>, KeysError> {
+    let mut resealed = Vec::new();
+    for (stream_id, sealed) in ssf::push_authorizations(conn)? {
+        let label = crate::service::ssf::authorization_label(&stream_id);
+        let header = old.open(&label, &sealed)?;
+        resealed.push((stream_id, new.seal(&label, &header)?));
+    }
+    Ok(resealed)
 }

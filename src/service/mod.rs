@@ -12,6 +12,7 @@ pub mod keys;
 pub mod oauth;
 pub mod revocation;
 pub mod sessions;
+pub mod ssf;
 pub mod throttle;
 pub mod users;
 
@@ -51,6 +52,8 @@ pub struct Services {
     pub pool: DbPool,
     /// `/authors` pages and `/users/me` bodies served from memory while they are current.
     pub views: Arc<cache::Views>,
+    /// The Shared Signals transmitter's settings, sealing key and bell.
+    pub ssf: ssf::Transmitter,
 }
 
 /// A failure no client can fix: a dependency is down, or something is broken. The string is

@@ -1,11 +1,16 @@
 //! Who gets logged out when, written once. A user's tokens end in three ways:
 //! - one access token ([`revoke_access_token`]: `/logout`, RFC 7009);
-//! - one session, every token of one login (the revocations actor's `revoke_session`, or
-//!   [`publish_sessions`] for sessions a service transaction revoked: a password change, a user
-//!   ending one of their sessions);
+//! - one session, every token of one login ([`revoke_session`], or [`publish_sessions`] for
+//!   sessions another service transaction revoked: a password change, a user ending one of
+//!   their sessions);
+//!
+//! Every session that ends, and every change that calls for a subject cutoff, also queues its
+//! Shared Signals events in the same transaction (`ssf::events`); publishing rings the
+//! transmitter's bell once the transaction has committed.
 //! - every token of a subject up to a cutoff ([`end_subject_tokens`]), inside the transaction
 //!   of the change that calls for it: "log out everywhere", a role change, a deletion.
 
+use super::ssf::events::{self, SessionEnd};
 use super::{Failure, Services};
 use crate::db::{DbConn, sessions};
 use crate::tokens::{AccessClaims, Subject, SubjectCutoff, SubjectRevocation};
@@ -73,15 +78,27 @@ pub async fn revoke_access_token(services: &Services, claims: &AccessClaims) -> 
     Ok(())
 }
 
-/// Revokes one session: its refresh tokens and every access token issued from it.
-pub async fn revoke_session(services: &Services, sid: Uuid) -> Result<(), Failure> {
-    services.revocations.revoke_session(sid).await?;
-    services.metrics.revocations.with_label_values(&["session"]).inc();
-    Ok(())
+/// Revokes one session: its refresh tokens and every access token issued from it. Its
+/// session-revoked event is queued in the same transaction (nothing, if it had ended already).
+pub async fn revoke_session(services: &Services, sid: Uuid, cause: SessionEnd) -> Result<(), Failure> {
+    let (now, metrics) = (services.clock.now(), services.metrics.clone());
+    services
+        .db
+        .transaction(move |conn| -> Result<_, Failure> {
+            if sessions::revoke_session(conn, &sid.to_string(), now.naive_utc())? {
+                let ended = events::sessions_revoked(conn, &[sid], cause, now)?;
+                events::record(conn, &metrics, &ended, now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    // Published even if it had ended before: this instance may not have heard of it yet.
+    publish_sessions(services, vec![sid]).await
 }
 
 /// Makes a stored subject revocation take effect in this instance's deny list at once.
 pub async fn publish(services: &Services, revocation: SubjectRevocation) -> Result<(), Failure> {
+    services.ssf.ring();
     services.revocations.publish(revocation).await?;
     services.metrics.revocations.with_label_values(&["subject"]).inc();
     Ok(())
@@ -90,6 +107,8 @@ pub async fn publish(services: &Services, revocation: SubjectRevocation) -> Resu
 /// Makes session revocations stored by the caller's transaction take effect in this instance's
 /// deny list at once: every access token of those sessions is refused from now on.
 pub async fn publish_sessions(services: &Services, sids: Vec<Uuid>) -> Result<(), Failure> {
+    // The transaction that ended them has committed: its events are there to deliver.
+    services.ssf.ring();
     if sids.is_empty() {
         return Ok(());
     }

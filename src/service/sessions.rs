@@ -6,6 +6,7 @@
 
 use super::clients::{grant_scope, words};
 use super::revocation::{self, TokenScope};
+use super::ssf::events::{self, SessionEnd};
 use super::throttle::{self, AttemptKeys};
 use super::{Failure, Services, failures_pass_through};
 use crate::db::clients::ClientRow;
@@ -326,7 +327,7 @@ pub async fn refresh(
         Refresh::Reused { session_id } => {
             log::warn!("refresh token reuse detected: session {session_id} revoked");
             if let Ok(sid) = Uuid::parse_str(&session_id) {
-                revocation::revoke_session(services, sid).await?;
+                revocation::revoke_session(services, sid, SessionEnd::RefreshTokenReuse).await?;
             }
             Err(RefreshError::InvalidGrant)
         }
@@ -373,7 +374,7 @@ pub fn authorize(claims: &AccessClaims, groups: &[String], scopes: &[String]) ->
 pub async fn log_out(services: &Services, claims: &AccessClaims) -> Result<(), Failure> {
     revocation::revoke_access_token(services, claims).await?;
     match claims.sid {
-        Some(sid) => revocation::revoke_session(services, sid).await,
+        Some(sid) => revocation::revoke_session(services, sid, SessionEnd::Logout).await,
         None => Ok(()),
     }
 }
@@ -387,6 +388,7 @@ pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Resul
         return Err(LogoutError::NotAUser);
     }
     let (subject, now, lifetime) = (subject.clone(), services.clock.now(), services.revocations.token_lifetime());
+    let metrics = services.metrics.clone();
     let ended = services
         .db
         .transaction(move |conn| -> Result<_, Failure> {
@@ -395,7 +397,11 @@ pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Resul
                 None => None,
             };
             let user_id = user.map(|user| user.id);
-            Ok(revocation::end_subject_tokens(conn, &subject, user_id, TokenScope::IssuedUntilNow, now, lifetime)?)
+            let ended =
+                revocation::end_subject_tokens(conn, &subject, user_id, TokenScope::IssuedUntilNow, now, lifetime)?;
+            let events = events::sessions_revoked(conn, &ended.sessions, SessionEnd::LogoutEverywhere, now)?;
+            events::record(conn, &metrics, &events, now)?;
+            Ok(ended)
         })
         .await?;
     Ok(revocation::publish(services, ended).await?)
@@ -507,7 +513,7 @@ pub async fn revoke(services: &Services, caller: &Caller, token: &str, refresh_f
         }
         Some(PresentedToken::Refresh((_, session, _))) if issued_to_caller(&session.client_id) => {
             match Uuid::parse_str(&session.id) {
-                Ok(sid) => revocation::revoke_session(services, sid).await,
+                Ok(sid) => revocation::revoke_session(services, sid, SessionEnd::TokenRevocation).await,
                 Err(_) => Ok(()),
             }
         }

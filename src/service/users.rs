@@ -3,13 +3,14 @@
 
 use super::cache::Rendered;
 use super::revocation::{self, TokenScope};
+use super::ssf::events::{self, Event, SessionEnd};
 use super::throttle;
 use super::{Failure, Services, failures_pass_through};
 use crate::db::table_versions::Table;
 use crate::db::users::{self, NameKeys, User};
 use crate::db::{DbConn, UniqueField, unique_violation};
 use crate::domain::{Password, UserName, stored_name_skeletons};
-use crate::tokens::Subject;
+use crate::tokens::{ADMIN_GROUP, Subject};
 use diesel::Connection as _;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -241,6 +242,7 @@ fn refuse_last_admin(user: &User, admins: &[i32]) -> Result<(), UserError> {
 /// admin's old token no longer carries `groups: ["admin"]`.
 pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Result<User, UserError> {
     let (now, lifetime) = (services.clock.now(), services.revocations.token_lifetime());
+    let metrics = services.metrics.clone();
     let changed = services
         .db
         .transaction(move |conn| -> Result<_, UserError> {
@@ -260,6 +262,10 @@ pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Res
                 now,
                 lifetime,
             )?;
+            let mut signals = events::sessions_revoked(conn, &ended.sessions, SessionEnd::RoleChange, now)?;
+            let groups: &[&str] = if admin { &[ADMIN_GROUP] } else { &[] };
+            signals.push(Event::groups_changed(&user.public_id, groups, now));
+            events::record(conn, &metrics, &signals, now)?;
             Ok((user, Some(ended)))
         })
         .await;
@@ -276,6 +282,7 @@ pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Res
 /// DELETE CASCADE); their authors stay, without a creator.
 pub async fn delete(services: &Services, public_id: Uuid) -> Result<(), UserError> {
     let (now, lifetime) = (services.clock.now(), services.revocations.token_lifetime());
+    let metrics = services.metrics.clone();
     let ended = services
         .db
         .transaction(move |conn| -> Result<_, UserError> {
@@ -283,8 +290,13 @@ pub async fn delete(services: &Services, public_id: Uuid) -> Result<(), UserErro
             let user = users::lock_by_public_id(conn, &public_id.to_string())?.ok_or(UserError::NotFound)?;
             refuse_last_admin(&user, &admins)?;
             let subject = Subject::User(public_id);
-            let ended = revocation::end_subject_tokens(conn, &subject, None, TokenScope::Everything, now, lifetime)?;
+            // Its sessions are revoked (not only deleted with the user) so each gets its event.
+            let ended =
+                revocation::end_subject_tokens(conn, &subject, Some(user.id), TokenScope::Everything, now, lifetime)?;
+            let mut signals = events::sessions_revoked(conn, &ended.sessions, SessionEnd::UserDeleted, now)?;
+            signals.push(Event::account_purged(&user.public_id));
             users::delete_by_public_id(conn, &public_id.to_string())?;
+            events::record(conn, &metrics, &signals, now)?;
             Ok(ended)
         })
         .await;

@@ -1,7 +1,7 @@
 //! Issuing access tokens (RFC 9068): claims from the settings and the caller's identity, signed
 //! with the key ring's current key, read from the live snapshot.
 
-use super::{AccessClaims, KeyError, SharedSnapshot, Subject};
+use super::{AccessClaims, KeyError, SECURITY_EVENT_TOKEN_TYPE, SecurityEventClaims, SharedSnapshot, Subject};
 use chrono::Duration;
 use uuid::Uuid;
 
@@ -63,5 +63,14 @@ impl TokenIssuer {
         let snapshot = self.keys.load();
         let key = snapshot.current.as_ref().ok_or(IssueError::NoSigningKey)?;
         Ok((key.sign(&claims)?, claims))
+    }
+
+    /// Signs a Security Event Token with the current key (`typ: secevent+jwt`). Called when the
+    /// SET is delivered, so an event queued before a rotation is signed by a key receivers can
+    /// still fetch.
+    pub fn sign_event(&self, claims: &SecurityEventClaims) -> Result<String, IssueError> {
+        let snapshot = self.keys.load();
+        let key = snapshot.current.as_ref().ok_or(IssueError::NoSigningKey)?;
+        Ok(key.sign_typed(SECURITY_EVENT_TOKEN_TYPE, claims)?)
     }
 }

@@ -68,7 +68,7 @@ impl std::fmt::Debug for SigningKey {
 #[derive(Serialize)]
 struct JoseHeader<'a> {
     alg: &'static str,
-    typ: &'static str,
+    typ: &'a str,
     kid: &'a str,
 }
 
@@ -107,6 +107,16 @@ impl SigningKey {
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
         self.sign_raw(&self.header_b64, &B64URL.encode(payload))
+    }
+
+    /// Signs `claims` as a compact JWS with RS256 whose header names media type `typ` (a
+    /// Security Event Token's `secevent+jwt`, RFC 8417 §2.3), so one kind of token can never
+    /// pass for another.
+    pub fn sign_typed<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
+        let header = JoseHeader { alg: "RS256", typ, kid: &self.kid };
+        let header_b64 = B64URL.encode(serde_json::to_vec(&header).map_err(|_| KeyError::Sign)?);
+        let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Sign)?;
+        self.sign_raw(&header_b64, &B64URL.encode(payload))
     }
 
     /// Signs `header_b64.payload_b64` as given. Tests use it to build hostile tokens with a real key.

@@ -6,6 +6,7 @@ mod deny_list;
 mod issuer;
 mod keys;
 mod secrets;
+mod set;
 mod snapshot;
 mod verifier;
 mod verify;
@@ -15,6 +16,9 @@ pub use deny_list::{Denial, DenyList, DenyListWriter, SubjectCutoff, SubjectRevo
 pub use issuer::{Grant, IssueError, TokenIssuer};
 pub use keys::{Jwk, Jwks, KeyError, SigningKey, generate_pkcs8};
 pub use secrets::{MAX_SECRET_LEN, NewSecret, generate_secret, hash_secret, secret_matches};
+pub use set::{
+    EventType, SECURITY_EVENT_TOKEN_TYPE, SecurityEventClaims, session_subject, stream_subject, user_subject,
+};
 pub use snapshot::{KeyRingSnapshot, SharedSnapshot};
 pub use verifier::TokenVerifier;
 pub use verify::{TokenRejection, VerificationKeys, VerificationPolicy, check_times, verify, verify_signature};

@@ -220,6 +220,8 @@ impl TestConfig {
             client_secret_grace: "24h".into(),
             registrations_per_address: self.registrations_per_address.clone(),
             registration_window: "1h".into(),
+            ssf_event_retention: "7d".into(),
+            ssf_allow_http: true,
         })
         .expect("test settings are valid")
     }

@@ -21,4 +21,5 @@ mod persistence;
 mod schema;
 mod sessions;
 mod sidecar;
+mod ssf;
 mod tokens;
