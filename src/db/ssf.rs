@@ -175,14 +175,21 @@ pub struct EventRow {
     pub created_at: NaiveDateTime,
 }
 
-/// Queues `events` in the caller's transaction. On PostgreSQL it first takes the outbox lock
-/// (held to commit), so event ids follow commit order; call it last in a transaction.
+/// Takes the outbox lock until the caller's transaction ends (PostgreSQL; SQLite has one writer
+/// anyway). Transactions that queue events take it before they read the streams, and so do
+/// those that delete or disable a stream: events follow commit order, and never land on a
+/// stream deleted or disabled meanwhile.
+pub fn lock_outbox(conn: &mut DbConn) -> QueryResult<()> {
+    if let DbConn::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK})")).execute(pg)?;
+    }
+    Ok(())
+}
+
+/// Queues `events` in the caller's transaction, which holds [`lock_outbox`].
 pub fn insert_events(conn: &mut DbConn, events: &[NewEvent]) -> QueryResult<()> {
     if events.is_empty() {
         return Ok(());
-    }
-    if let DbConn::Postgres(pg) = conn {
-        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({OUTBOX_LOCK})")).execute(pg)?;
     }
     super::on_backend!(conn, |conn| diesel::insert_into(ssf_events::table).values(events).execute(conn)).map(drop)
 }

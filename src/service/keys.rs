@@ -139,17 +139,17 @@ pub fn rotate_offline(
 pub fn rewrap(conn: &mut DbConn, old: &MasterKey, new: &MasterKey) -> Result<usize, KeysError> {
     let rows = signing_keys::list(conn)?;
     let resealed = key_store::reseal(&rows, old, new)?;
-    let headers = reseal_push_authorizations(conn, old, new)?;
-    crate::db::write_transaction(conn, |conn| {
+    crate::db::write_transaction(conn, |conn| -> Result<(), KeysError> {
         signing_keys::replace_sealed(conn, &resealed)?;
-        for (stream_id, sealed) in &headers {
-            ssf::replace_push_authorization(conn, stream_id, sealed)?;
+        // Read and re-sealed inside the transaction: a header changed meanwhile is not lost.
+        for (stream_id, sealed) in reseal_push_authorizations(conn, old, new)? {
+            ssf::replace_push_authorization(conn, &stream_id, &sealed)?;
         }
         Ok(())
     })
     .map_err(|error| match error {
-        diesel::result::Error::RollbackTransaction => KeysError::RingChanged,
-        other => KeysError::Database(other),
+        KeysError::Database(diesel::result::Error::RollbackTransaction) => KeysError::RingChanged,
+        other => other,
     })?;
     Ok(resealed.len())
 }

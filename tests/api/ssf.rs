@@ -420,6 +420,8 @@ async fn sets_stay_until_acknowledged_survive_a_restart_and_paused_streams_hold_
     app.logout(&e.access).await;
     let status = app.get(&format!("/ssf/status?stream_id={stream_id}"), &rp.token).await;
     assert_eq!(status.body["status"], "disabled");
+    let verify = app.post_json("/ssf/verify", Some(&rp.token), &json!({"stream_id": stream_id})).await;
+    assert_eq!(verify.status, StatusCode::BAD_REQUEST, "a disabled stream cannot be verified");
     app.post_json("/ssf/status", Some(&rp.token), &set_status("enabled")).await;
     assert!(queued(&app, &rp, &stream).await.is_empty(), "a disabled stream holds nothing");
 }
@@ -510,6 +512,10 @@ async fn push_retries_with_backoff_shows_failures_in_the_status_and_delivers_onc
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     assert!(!created.body.to_string().contains("push-secret"), "the authorization header is never returned");
     let stream_id = created.body["stream_id"].as_str().unwrap().to_string();
+    let polled = app
+        .send(app.request(Method::POST, &format!("/ssf/poll/{stream_id}")).bearer_auth(&rp.token).json(&json!({})))
+        .await;
+    assert_eq!(polled.status, StatusCode::BAD_REQUEST, "a push stream is not polled");
     let alice = app.register_and_login("alice").await;
     app.logout(&alice.access).await;
 

@@ -168,6 +168,7 @@ pub fn record(conn: &mut DbConn, metrics: &Metrics, events: &[Event], now: DateT
     if events.is_empty() {
         return Ok(0);
     }
+    ssf::lock_outbox(conn)?;
     let streams = ssf::accepting_streams(conn)?;
     let mut rows = Vec::new();
     for event in events {

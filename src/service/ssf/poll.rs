@@ -4,7 +4,7 @@
 //! acknowledged (or reported in `setErrs`): delivery is at least once, in commit order.
 
 use super::streams::{StreamStatus, receiver};
-use super::{SsfError, signed_set};
+use super::{POLL_METHOD, SsfError, signed_set};
 use crate::db::ssf;
 use crate::service::{Failure, Services};
 use crate::tokens::AccessClaims;
@@ -107,18 +107,24 @@ async fn acknowledge(
     let (acknowledged, refused_count) = services
         .db
         .transaction(move |conn| -> Result<_, SsfError> {
-            ssf::stream_of_client(conn, &client)?
+            let own = ssf::stream_of_client(conn, &client)?
                 .filter(|own| own.stream_id == stream)
                 .ok_or(SsfError::NoSuchStream)?;
+            if own.delivery_method != POLL_METHOD {
+                // Its SETs are pushed: a poll would take them from under the push worker.
+                return Err(SsfError::Invalid("this stream delivers by push, not by poll".into()));
+            }
             Ok((ssf::remove_events(conn, &stream, &acked)?, ssf::remove_events(conn, &stream, &refused)?))
         })
         .await?;
     for error in &request.set_errors {
+        // The receiver's words, cut short and escaped: they go to our log.
+        let said = |text: &str| text.chars().take(200).collect::<String>();
         log::warn!(
-            "SSF receiver {client_id} refused SET {}: {} {}",
-            error.jti,
-            error.err,
-            error.description.as_deref().unwrap_or_default()
+            "SSF receiver {client_id} refused SET {:?}: {:?} {:?}",
+            said(&error.jti),
+            said(&error.err),
+            said(error.description.as_deref().unwrap_or_default())
         );
     }
     let metrics = &services.metrics.ssf;

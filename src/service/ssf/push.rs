@@ -201,14 +201,18 @@ async fn push_queue(services: &Services, client: &reqwest::Client, stream: &ssf:
     Ok(())
 }
 
-/// A transport error, without anything secret (the URL holds no credentials: they are refused).
+/// A transport error as the stream's status shows it: its class only, so the status cannot be
+/// used to probe what a push endpoint's network answers.
 fn describe(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "the receiver did not answer in time".into()
     } else if error.is_connect() {
         "could not connect to the receiver".into()
     } else {
-        format!("push failed: {error}")
+        // Only the class of failure goes to the stream's status (a receiver reads it); the
+        // details to our log.
+        log::debug!("SSF push error: {error}");
+        "the push request failed".into()
     }
 }
 

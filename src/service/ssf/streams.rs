@@ -350,6 +350,7 @@ pub async fn delete(services: &Services, claims: &AccessClaims, stream_id: &str)
     let dropped = services
         .db
         .transaction(move |conn| -> Result<_, SsfError> {
+            ssf::lock_outbox(conn)?;
             own_stream(conn, &client_id, &stream_id)?;
             Ok(ssf::delete_stream(conn, &stream_id)?)
         })
@@ -381,6 +382,7 @@ pub async fn set_status(
     let (stream, dropped) = services
         .db
         .transaction(move |conn| -> Result<_, SsfError> {
+            ssf::lock_outbox(conn)?;
             own_stream(conn, &client_id, &stream_id)?;
             let dropped = if status == StreamStatus::Disabled { ssf::drop_queue(conn, &stream_id)? } else { 0 };
             Ok((ssf::set_status(conn, &stream_id, status.as_str(), reason.as_deref())?, dropped))
@@ -393,7 +395,8 @@ pub async fn set_status(
 }
 
 /// Queues a verification event (SSF §8.1.4) on the caller's stream `stream_id`, echoing
-/// `state`; at most one per [`MIN_VERIFICATION_INTERVAL_SECS`]. A disabled stream takes none.
+/// `state`; at most one per [`MIN_VERIFICATION_INTERVAL_SECS`]. A disabled stream takes none
+/// (400: enable it first).
 pub async fn verify(
     services: &Services,
     claims: &AccessClaims,
@@ -409,7 +412,10 @@ pub async fn verify(
     services
         .db
         .transaction(move |conn| -> Result<_, SsfError> {
-            own_stream(conn, &client_id, &stream_id)?;
+            let stream = own_stream(conn, &client_id, &stream_id)?;
+            if StreamStatus::parse(&stream.status) == Some(StreamStatus::Disabled) {
+                return Err(SsfError::Invalid("the stream is disabled: enable it to verify it".into()));
+            }
             if !ssf::claim_verification(conn, &stream_id, not_since, now.naive_utc())? {
                 return Err(SsfError::VerifiedRecently { retry_after_secs: MIN_VERIFICATION_INTERVAL_SECS });
             }
