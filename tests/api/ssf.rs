@@ -142,7 +142,8 @@ async fn verify_set(app: &TestApp, set: &str, audience: &str) -> Value {
     let key = DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[audience]);
-    validation.set_issuer(&[app.address.as_str()]);
+    let issuer = app.config.issuer.clone().unwrap_or_else(|| app.address.clone());
+    validation.set_issuer(&[issuer.as_str()]);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     let claims = jsonwebtoken::decode::<Value>(set, &key, &validation).expect("the SET verifies with the JWKS").claims;
@@ -559,4 +560,48 @@ where
         }
         actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+/// Two instances on one PostgreSQL database: any instance serves polls of events queued at
+/// either, and both instances' push workers together push each SET exactly once.
+#[actix_web::test]
+async fn with_two_instances_either_serves_polls_and_each_set_is_pushed_once() {
+    let Some(config) = crate::helpers::TestConfig::on(Backend::Postgres) else { return };
+    let config = crate::helpers::TestConfig { issuer: Some("http://library.test".into()), ..config };
+    let a = spawn_app_with(config.clone()).await;
+    let b = spawn_app_with(config).await;
+    let admin = a.admin_token().await;
+    let poller = receiver(&a, &admin, "poller").await;
+    let stream = poll_stream(&a, &poller).await;
+    let stream_id = stream["stream_id"].as_str().unwrap().to_string();
+    // The stream names the issuer's URL; each instance serves the same path.
+    let at_b = json!({"delivery": {"endpoint_url": format!("{}/ssf/poll/{stream_id}", b.address)}});
+    let pushed_to = receiver(&b, &admin, "pushed-to").await;
+    let push = start_push_receiver();
+    push.failing.store(false, Ordering::SeqCst);
+    let created = create_stream(&b, &pushed_to, &json!({"delivery": {"method": PUSH, "endpoint_url": push.url}})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+
+    let mut sessions = Vec::new();
+    for i in 0..10 {
+        let (here, name) = if i % 2 == 0 { (&a, format!("even-{i}")) } else { (&b, format!("odd-{i}")) };
+        let session = here.register_and_login(&name).await;
+        here.logout(&session.access).await;
+        sessions.push(session_subject(&session.access));
+    }
+    let polled = take_events(&b, &poller, &at_b).await;
+    let subjects: Vec<Value> = kinds(&polled).into_iter().map(|(_, subject)| subject).collect();
+    assert_eq!(subjects, sessions, "B serves every event, A's and its own, in order of commit");
+
+    wait_for(|| async { push.received.lock().unwrap().len() }, |count| *count >= 10).await;
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let received = push.received.lock().unwrap().clone();
+    let mut jtis: Vec<String> =
+        received.iter().map(|(_, _, set)| jwt_segments(set).1["jti"].as_str().unwrap().to_string()).collect();
+    let pushed_subjects: Vec<Value> =
+        received.iter().map(|(_, _, set)| jwt_segments(set).1["sub_id"].clone()).collect();
+    assert_eq!(pushed_subjects, sessions, "pushed in order of commit");
+    jtis.sort();
+    jtis.dedup();
+    assert_eq!(jtis.len(), 10, "each SET pushed exactly once by the two instances together: {}", received.len());
 }
