@@ -4,7 +4,8 @@
 //! streams, and push delivery to a receiver that fails and recovers.
 
 use crate::helpers::{
-    ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, Reply, TestApp, claim, jwt_segments, spawn_app_on, spawn_app_with,
+    ADMIN_NAME, ADMIN_PASSWORD, Backend, PASSWORD, Reply, TestApp, claim, jwt_segments, sample, spawn_app_on,
+    spawn_app_with,
 };
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Duration;
@@ -425,6 +426,16 @@ async fn sets_stay_until_acknowledged_survive_a_restart_and_paused_streams_hold_
     assert_eq!(verify.status, StatusCode::BAD_REQUEST, "a disabled stream cannot be verified");
     app.post_json("/ssf/status", Some(&rp.token), &set_status("enabled")).await;
     assert!(queued(&app, &rp, &stream).await.is_empty(), "a disabled stream holds nothing");
+
+    // The metrics of this instance (since the restart) saw it: d's event queued (e's was not: the
+    // stream was disabled), the two acknowledged by poll, d's dropped, never acknowledged, when
+    // the stream was disabled.
+    let metrics = app.request(Method::GET, "/metrics").send().await.expect("metrics").text().await.expect("text");
+    let value = |series: &str| sample(&metrics, series).unwrap_or_else(|| panic!("{series} missing:\n{metrics}"));
+    assert_eq!(value(r#"library_api_ssf_events_queued_total{event="session-revoked"}"#), 1.0);
+    assert_eq!(value(r#"library_api_ssf_events_dropped_total{reason="disabled"}"#), 1.0);
+    assert_eq!(value(r#"library_api_ssf_events_delivered_total{method="poll"}"#), 2.0);
+    assert!(metrics.contains("library_api_ssf_oldest_unacknowledged_event_age_seconds"));
 }
 
 #[rstest]
