@@ -16,20 +16,19 @@ pub struct ThrottleRow {
 }
 
 /// The counter for `key`, created empty if missing, locked for the rest of the transaction
-/// (PostgreSQL: `FOR UPDATE`; SQLite: the transaction already holds the write lock).
+/// (PostgreSQL: the upsert's row lock; SQLite: the transaction already holds the write lock).
+/// One statement, so a counter deleted meanwhile by a concurrent successful login is simply
+/// created again (an insert followed by a separate `SELECT … FOR UPDATE` found no row then).
 pub fn lock(conn: &mut DbConn, key: &str, now: NaiveDateTime) -> QueryResult<ThrottleRow> {
     let fresh = ThrottleRow { key: key.to_string(), failures: 0, blocked_until: None, updated_at: now };
     super::on_backend!(conn, |conn| diesel::insert_into(login_throttle::table)
         .values(&fresh)
         .on_conflict(login_throttle::key)
-        .do_nothing()
-        .execute(conn))?;
-    match conn {
-        DbConn::Postgres(conn) => {
-            login_throttle::table.find(key).select(ThrottleRow::as_select()).for_update().first(conn)
-        }
-        DbConn::Sqlite(conn) => login_throttle::table.find(key).select(ThrottleRow::as_select()).first(conn),
-    }
+        .do_update()
+        // A no-op update: it locks the existing row and returns it as it is.
+        .set(login_throttle::key.eq(diesel::upsert::excluded(login_throttle::key)))
+        .returning(ThrottleRow::as_returning())
+        .get_result(conn))
 }
 
 pub fn save(conn: &mut DbConn, row: &ThrottleRow) -> QueryResult<()> {
