@@ -136,9 +136,8 @@ async fn store_password(
             let keep = keep.map(|sid| sid.to_string());
             let ended = sessions::revoke_other_user_sessions(conn, user.id, keep.as_deref(), now.naive_utc())?;
             let ended: Vec<Uuid> = ended.iter().filter_map(|sid| Uuid::parse_str(sid).ok()).collect();
-            let mut signals = events::sessions_revoked(conn, &ended, SessionEnd::PasswordChange, now)?;
-            signals.push(Event::password_changed(&public_id, now));
-            events::record(conn, &metrics, &signals, now)?;
+            let changed = Event::password_changed(&public_id, now);
+            events::record_session_ends(conn, &metrics, &ended, SessionEnd::PasswordChange, vec![changed], now)?;
             Ok(ended)
         })
         .await?;
@@ -197,8 +196,7 @@ pub async fn end_own_session(services: &Services, claims: &AccessClaims, sid: &s
             if !sessions::revoke_live_user_session(conn, user.id, &sid.to_string(), now.naive_utc())? {
                 return Err(AccountError::NoSuchSession);
             }
-            let ended = events::sessions_revoked(conn, &[sid], SessionEnd::EndedByUser, now)?;
-            events::record(conn, &metrics, &ended, now)?;
+            events::record_session_ends(conn, &metrics, &[sid], SessionEnd::EndedByUser, vec![], now)?;
             Ok(())
         })
         .await?;
@@ -224,8 +222,7 @@ pub async fn end_user_sessions(services: &Services, public_id: Uuid) -> Result<(
                 now,
                 lifetime,
             )?;
-            let signals = events::sessions_revoked(conn, &ended.sessions, SessionEnd::EndedByAdmin, now)?;
-            events::record(conn, &metrics, &signals, now)?;
+            events::record_session_ends(conn, &metrics, &ended.sessions, SessionEnd::EndedByAdmin, vec![], now)?;
             Ok(ended)
         })
         .await?;

@@ -248,8 +248,7 @@ pub fn remove(
     let subject = Subject::Client(client_id.to_string());
     let mut ended = revocation::end_subject_tokens(conn, &subject, None, TokenScope::Everything, now, token_lifetime)?;
     let sessions: Vec<Uuid> = sessions.iter().filter_map(|sid| Uuid::parse_str(sid).ok()).collect();
-    let signals = events::sessions_revoked(conn, &sessions, SessionEnd::ClientDeleted, now)?;
-    events::record(conn, metrics, &signals, now)?;
+    events::record_session_ends(conn, metrics, &sessions, SessionEnd::ClientDeleted, vec![], now)?;
     ended.sessions.extend(sessions);
     Ok(ended)
 }

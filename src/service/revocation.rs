@@ -86,8 +86,7 @@ pub async fn revoke_session(services: &Services, sid: Uuid, cause: SessionEnd) -
         .db
         .transaction(move |conn| -> Result<_, Failure> {
             if sessions::revoke_session(conn, &sid.to_string(), now.naive_utc())? {
-                let ended = events::sessions_revoked(conn, &[sid], cause, now)?;
-                events::record(conn, &metrics, &ended, now)?;
+                events::record_session_ends(conn, &metrics, &[sid], cause, vec![], now)?;
             }
             Ok(())
         })

@@ -399,8 +399,7 @@ pub async fn log_out_everywhere(services: &Services, subject: &Subject) -> Resul
             let user_id = user.map(|user| user.id);
             let ended =
                 revocation::end_subject_tokens(conn, &subject, user_id, TokenScope::IssuedUntilNow, now, lifetime)?;
-            let events = events::sessions_revoked(conn, &ended.sessions, SessionEnd::LogoutEverywhere, now)?;
-            events::record(conn, &metrics, &events, now)?;
+            events::record_session_ends(conn, &metrics, &ended.sessions, SessionEnd::LogoutEverywhere, vec![], now)?;
             Ok(ended)
         })
         .await?;

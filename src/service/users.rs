@@ -262,10 +262,15 @@ pub async fn set_admin(services: &Services, public_id: Uuid, admin: bool) -> Res
                 now,
                 lifetime,
             )?;
-            let mut signals = events::sessions_revoked(conn, &ended.sessions, SessionEnd::RoleChange, now)?;
-            let groups: &[&str] = if admin { &[ADMIN_GROUP] } else { &[] };
-            signals.push(Event::groups_changed(&user.public_id, groups, now));
-            events::record(conn, &metrics, &signals, now)?;
+            let groups_changed = Event::groups_changed(&user.public_id, if admin { &[ADMIN_GROUP] } else { &[] }, now);
+            events::record_session_ends(
+                conn,
+                &metrics,
+                &ended.sessions,
+                SessionEnd::RoleChange,
+                vec![groups_changed],
+                now,
+            )?;
             Ok((user, Some(ended)))
         })
         .await;
@@ -293,10 +298,10 @@ pub async fn delete(services: &Services, public_id: Uuid) -> Result<(), UserErro
             // Its sessions are revoked (not only deleted with the user) so each gets its event.
             let ended =
                 revocation::end_subject_tokens(conn, &subject, Some(user.id), TokenScope::Everything, now, lifetime)?;
-            let mut signals = events::sessions_revoked(conn, &ended.sessions, SessionEnd::UserDeleted, now)?;
-            signals.push(Event::account_purged(&user.public_id));
+            // The events first: their sessions' owner is read from the user row.
+            let purged = Event::account_purged(&user.public_id);
+            events::record_session_ends(conn, &metrics, &ended.sessions, SessionEnd::UserDeleted, vec![purged], now)?;
             users::delete_by_public_id(conn, &public_id.to_string())?;
-            events::record(conn, &metrics, &signals, now)?;
             Ok(ended)
         })
         .await;

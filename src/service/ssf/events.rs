@@ -147,7 +147,7 @@ impl Event {
 
 /// A session-revoked event for each of `sids` that belongs to a user (the owner is read in the
 /// caller's transaction).
-pub fn sessions_revoked(
+fn sessions_revoked(
     conn: &mut DbConn,
     sids: &[Uuid],
     cause: SessionEnd,
@@ -158,6 +158,21 @@ pub fn sessions_revoked(
     // In the order given, which is the order the sessions were revoked.
     owners.sort_by_key(|(sid, _)| ids.iter().position(|id| id == sid));
     Ok(owners.iter().map(|(sid, sub)| Event::session_revoked(sub, sid, cause, now)).collect())
+}
+
+/// Queues a session-revoked event for each of `sids` (ended by `cause`), then `then` (the
+/// change's own events), in the caller's transaction; call it last (see [`record`]).
+pub fn record_session_ends(
+    conn: &mut DbConn,
+    metrics: &Metrics,
+    sids: &[Uuid],
+    cause: SessionEnd,
+    then: Vec<Event>,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let mut events = sessions_revoked(conn, sids, cause, now)?;
+    events.extend(then);
+    record(conn, metrics, &events, now)
 }
 
 /// Queues `events` for every stream that takes them, in the caller's transaction; call it last
