@@ -90,7 +90,7 @@ start_instance() {
     local pin=()
     [ -n "${SERVICE_CPU:-}" ] && pin=(taskset -c "$SERVICE_CPU")
     "${pin[@]}" env DATABASE_URL="$WORK/$name.db" BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn "$@" \
-        "$CARGO_TARGET_DIR/release/library-api" >"$log" 2>&1 &
+        "${SERVICE_BIN:-$CARGO_TARGET_DIR/release/library-api}" >"$log" 2>&1 &
     PIDS+=($!)
     wait_for "http://127.0.0.1:$port/healthz"
 }

@@ -6,8 +6,8 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 /// The JOSE `typ` of a SET (RFC 8417 §2.3): never `at+jwt`, so a SET is never taken for an
-/// access token and the other way round.
-pub const SECURITY_EVENT_TOKEN_TYPE: &str = "secevent+jwt";
+/// access token and the other way round. Verifiers check SETs with the same constant.
+pub use library_api_verifier::SECURITY_EVENT_TOKEN_TYPE;
 
 /// The events we emit. [`EventType::uri`] is what receivers see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

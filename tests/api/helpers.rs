@@ -138,6 +138,8 @@ pub struct TestConfig {
     pub registrations_per_address: String,
     /// ADMIN_NAME (with ADMIN_PASSWORD).
     pub admin_name: String,
+    /// BIND_ADDR: port 0 unless a test needs a restart on the same address.
+    pub bind_addr: String,
 }
 
 impl TestConfig {
@@ -173,6 +175,7 @@ impl TestConfig {
             trusted_proxies: String::new(),
             registrations_per_address: "0".into(),
             admin_name: ADMIN_NAME.into(),
+            bind_addr: "127.0.0.1:0".into(),
         }
     }
 
@@ -194,7 +197,7 @@ impl TestConfig {
     pub fn settings(&self) -> Settings {
         Settings::from_args(SettingsArgs {
             database_url: self.database_url(),
-            bind_addr: "127.0.0.1:0".into(),
+            bind_addr: self.bind_addr.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             access_token_ttl: "30m".into(),

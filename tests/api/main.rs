@@ -23,3 +23,4 @@ mod sessions;
 mod sidecar;
 mod ssf;
 mod tokens;
+mod verifier;

@@ -1,24 +1,27 @@
-//! The deny list: access tokens refused before they expire (API.md "Tokens"). Three tables,
+//! The deny list: access tokens refused before they expire. Three tables,
 //! each answered with one hash lookup under a shared read lock:
 //! - single tokens by `jti` (`/logout`, RFC 7009 revocation),
 //! - sessions by `sid` (a login and every token issued from it),
 //! - subjects by `sub`: every token issued before a cutoff (log out everywhere, a role change,
 //!   deletion).
 //!
-//! Pure data. Whoever holds the [`DenyListWriter`] (the revocations actor, which adds each
-//! revocation only once it is stored) is its only writer; everyone else holds the
-//! [`DenyList`] and can only read it.
+//! Pure data. Whoever holds the [`DenyListWriter`] (in the issuer, the revocations actor, which
+//! adds each revocation only once it is stored; in a verifier, the revocation follower) is its
+//! only writer; everyone else holds the [`DenyList`] and can only read it.
 
-use super::{AccessClaims, Subject};
+use crate::claims::{AccessClaims, Subject};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
 /// Every token of a subject issued before `valid_after` (unix seconds) is refused, until
 /// `keep_until`, when every such token has expired anyway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectCutoff {
+    /// Tokens with an earlier `iat` are refused.
     pub valid_after: i64,
+    /// When the cutoff stops mattering (every older token has expired by then).
     pub keep_until: i64,
 }
 
@@ -56,12 +59,26 @@ impl Denial {
 /// the sessions revoked with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubjectRevocation {
+    /// Whose tokens are refused.
     pub subject: Subject,
+    /// Which of them, and for how long.
     pub cutoff: SubjectCutoff,
     /// Sessions revoked in the same change.
     pub sessions: Vec<Uuid>,
     /// Until when the sessions' tokens matter.
     pub sessions_keep_until: i64,
+}
+
+/// Every entry of a deny list, as a file keeps it: what [`DenyList::entries`] copies out and
+/// [`DenyList::from_entries`] loads back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenyListEntries {
+    /// `(jti, keep_until)` of revoked tokens.
+    pub tokens: Vec<(Uuid, i64)>,
+    /// `(sid, keep_until)` of revoked sessions.
+    pub sessions: Vec<(Uuid, i64)>,
+    /// Subject cutoffs.
+    pub subjects: Vec<(Subject, SubjectCutoff)>,
 }
 
 #[derive(Debug, Default)]
@@ -190,6 +207,16 @@ impl DenyList {
         table(&denied.tokens) + table(&denied.sessions) + table(&denied.subjects)
     }
 
+    /// A copy of every entry, for saving to a file (see [`DenyListEntries`]).
+    pub fn entries(&self) -> DenyListEntries {
+        let denied = self.read();
+        DenyListEntries {
+            tokens: denied.tokens.iter().map(|(jti, until)| (*jti, *until)).collect(),
+            sessions: denied.sessions.iter().map(|(sid, until)| (*sid, *until)).collect(),
+            subjects: denied.subjects.iter().map(|(subject, cutoff)| (subject.clone(), *cutoff)).collect(),
+        }
+    }
+
     /// Drops entries that no longer matter at `now` (a token is accepted up to and including
     /// its `keep_until` second, so those stay). The pruned tables are built under the read
     /// lock, which verifications share, and swapped in under a brief write lock: the per-request
@@ -250,7 +277,7 @@ fn merge_subject(subjects: &mut HashMap<Subject, SubjectCutoff>, subject: Subjec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::fixtures::claims_at;
+    use crate::fixtures::claims_at;
 
     const NOW: i64 = 1_800_000_000;
 

@@ -13,8 +13,8 @@
 //!   once;
 //! - revocation is not cached at all: callers check the deny list on every request.
 
-use super::verify::{TokenRejection, VerificationKeys, VerificationPolicy, check_times, verify_signature};
-use super::{AccessClaims, MAX_TOKEN_BYTES};
+use crate::claims::{AccessClaims, MAX_TOKEN_BYTES};
+use crate::policy::{TokenRejection, VerificationKeys, VerificationPolicy, check_times, verify_signature};
 use quick_cache::Equivalent;
 use quick_cache::sync::Cache;
 use std::hash::{Hash, Hasher};
@@ -73,6 +73,8 @@ struct Verified {
     kid: String,
 }
 
+/// Tokens that verified, by their exact bytes, with their claims and signing key. Shared by
+/// every request; bounded; a hit re-checks time and key (see the module documentation).
 pub struct VerifiedTokenCache {
     entries: Option<Cache<CachedToken, Arc<Verified>>>,
 }
@@ -83,7 +85,7 @@ impl VerifiedTokenCache {
         Self { entries: (capacity > 0).then(|| Cache::new(capacity)) }
     }
 
-    /// Like [`super::verify`], answered from the cache when this exact token verified before.
+    /// Like [`crate::verify`], answered from the cache when this exact token verified before.
     pub fn verify(
         &self,
         token: &str,
@@ -92,7 +94,7 @@ impl VerifiedTokenCache {
         now: i64,
     ) -> Result<Arc<AccessClaims>, TokenRejection> {
         let Some(entries) = &self.entries else {
-            return super::verify(token, keys, policy, now).map(Arc::new);
+            return crate::policy::verify(token, keys, policy, now).map(Arc::new);
         };
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge);
@@ -118,6 +120,7 @@ impl VerifiedTokenCache {
         self.entries.as_ref().map_or(0, Cache::len)
     }
 
+    /// Whether no token is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -126,21 +129,21 @@ impl VerifiedTokenCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{keys, sign};
     use std::collections::HashMap;
 
     const NOW: i64 = 1_800_000_000;
 
     fn claims() -> AccessClaims {
-        crate::tokens::fixtures::claims_at(NOW)
+        crate::fixtures::claims_at(NOW)
     }
 
     #[test]
     fn a_hit_still_honours_expiry_and_key_deletion() {
-        let key = crate::tokens::fixtures::key();
-        let keys: VerificationKeys = HashMap::from([(key.kid().to_string(), key.decoding_key())]);
+        let keys = keys();
         let policy = VerificationPolicy::new("http://issuer", "library-api");
         let cache = VerifiedTokenCache::new(10);
-        let token = key.sign(&claims()).expect("sign");
+        let token = sign(&claims());
 
         assert!(cache.verify(&token, &keys, &policy, NOW).is_ok());
         assert_eq!(cache.len(), 1);
@@ -171,15 +174,14 @@ mod tests {
 
     #[test]
     fn the_cache_is_bounded() {
-        let key = crate::tokens::fixtures::key();
-        let keys: VerificationKeys = HashMap::from([(key.kid().to_string(), key.decoding_key())]);
+        let keys = keys();
         let policy = VerificationPolicy::new("http://issuer", "library-api");
         let cache = VerifiedTokenCache::new(16);
         for _ in 0..200 {
-            let token = key.sign(&claims()).expect("sign");
+            let token = sign(&claims());
             cache.verify(&token, &keys, &policy, NOW).expect("valid");
         }
         assert!(cache.len() <= 16, "{} entries", cache.len());
-        assert!(VerifiedTokenCache::new(0).verify(&key.sign(&claims()).expect("sign"), &keys, &policy, NOW).is_ok());
+        assert!(VerifiedTokenCache::new(0).verify(&sign(&claims()), &keys, &policy, NOW).is_ok());
     }
 }

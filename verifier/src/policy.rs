@@ -1,8 +1,10 @@
-//! Access token verification (API.md "Tokens", RFC 8725 §3): the header is checked by us before
-//! any key is chosen, the key comes only from our own ring by `kid`, and the signature and
-//! `iss`/`aud` are checked by jsonwebtoken. Time is checked against the caller's clock.
+//! The validation policy of library-api access tokens (RFC 8725 §3, RFC 9068 §4), the one
+//! implementation the issuer and every verifier share: the header is checked before any key is
+//! chosen, the key comes only from the issuer's key set by `kid` (never from `jku`, `x5u`,
+//! `jwk` or `x5c`), and the signature and `iss`/`aud` are checked by jsonwebtoken. Time is
+//! checked against the caller's clock.
 
-use super::{ACCESS_TOKEN_TYPE, AccessClaims, CLOCK_LEEWAY_SECS, MAX_TOKEN_BYTES};
+use crate::claims::{ACCESS_TOKEN_TYPE, AccessClaims, CLOCK_LEEWAY_SECS, MAX_TOKEN_BYTES};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use jsonwebtoken::errors::ErrorKind;
@@ -13,31 +15,47 @@ use std::collections::HashMap;
 /// The public keys tokens may be signed with, by `kid`.
 pub type VerificationKeys = HashMap<String, DecodingKey>;
 
-/// Why a token was not accepted. Logged at debug level; clients only ever see `invalid_token`.
+/// Why a token was not accepted. Worth a debug log line; clients should only ever be told
+/// `invalid_token` (RFC 6750 §3.1), except for [`TokenRejection::KeysUnavailable`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRejection {
+    /// Longer than [`MAX_TOKEN_BYTES`].
     #[error("token longer than {MAX_TOKEN_BYTES} bytes")]
     TooLarge,
+    /// Not three base64url segments with a JSON header.
     #[error("not a compact JWS")]
     Malformed,
+    /// `alg` other than RS256 (including `none` and every HMAC).
     #[error("algorithm other than RS256")]
     UnsupportedAlgorithm,
+    /// `typ` other than `at+jwt`: an ID token, a SET or another kind of JWT.
     #[error("typ is not at+jwt")]
     WrongType,
+    /// A `crit` header member: no extension is understood (RFC 7515 §4.1.11).
     #[error("crit header present")]
     CriticalHeader,
-    #[error("kid missing or not in the key ring")]
+    /// No `kid`, or one the issuer does not publish.
+    #[error("kid missing or not in the key set")]
     UnknownKey,
+    /// The signature does not verify with the key named by `kid`.
     #[error("bad signature")]
     BadSignature,
+    /// A required claim is missing or malformed, or `iss`/`aud` do not match.
     #[error("invalid claims: {0}")]
     InvalidClaims(String),
+    /// Past `exp` plus the leeway.
     #[error("expired")]
     Expired,
+    /// Before `nbf` minus the leeway.
     #[error("not yet valid")]
     NotYetValid,
+    /// Valid, but revoked: the deny list refuses it.
     #[error("revoked ({})", .0.as_str())]
-    Revoked(super::Denial),
+    Revoked(crate::Denial),
+    /// The issuer's keys could not be fetched for longer than the verifier may serve cached
+    /// ones: no token can be checked (a remote [`crate::Verifier`] only).
+    #[error("the issuer's keys are unavailable")]
+    KeysUnavailable,
 }
 
 /// Issuer and audience every token must carry, as a jsonwebtoken `Validation` built once.
@@ -47,6 +65,7 @@ pub struct VerificationPolicy {
 }
 
 impl VerificationPolicy {
+    /// The policy for tokens of `issuer` (the `iss` claim, exactly) for `audience`.
     pub fn new(issuer: &str, audience: &str) -> Self {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[issuer]);
@@ -61,7 +80,7 @@ impl VerificationPolicy {
 }
 
 /// The header members we look at. Unknown members (`jku`, `x5u`, `jwk`, `x5c`, …) are ignored:
-/// a key is only ever found by `kid` in our own ring.
+/// a key is only ever found by `kid` in the issuer's own key set.
 #[derive(Deserialize)]
 struct Header {
     alg: String,
@@ -95,6 +114,16 @@ pub fn verify_signature(
     keys: &VerificationKeys,
     policy: &VerificationPolicy,
 ) -> Result<(AccessClaims, String), TokenRejection> {
+    let kid = checked_header(token, ACCESS_TOKEN_TYPE)?;
+    let key = keys.get(&kid).ok_or(TokenRejection::UnknownKey)?;
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &policy.validation).map_err(reject)?.claims;
+    Ok((claims, kid))
+}
+
+/// The `kid` of a compact JWS whose header passes every check made before a key is chosen: size,
+/// shape, no `crit`, `alg` RS256 and `typ` `media_type` (RFC 8725 §3.11: explicit typing, so one
+/// kind of token never passes for another).
+pub(crate) fn checked_header(token: &str, media_type: &str) -> Result<String, TokenRejection> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenRejection::TooLarge);
     }
@@ -107,15 +136,13 @@ pub fn verify_signature(
     if header.alg != "RS256" {
         return Err(TokenRejection::UnsupportedAlgorithm);
     }
-    // RFC 9068 §4: the typ must be at+jwt (or application/at+jwt), compared case-insensitively.
+    // RFC 7515 §4.1.9: the typ may omit the "application/" prefix; compared case-insensitively.
     let typ = header.typ.as_deref().unwrap_or_default();
-    if !(typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE) || typ.eq_ignore_ascii_case("application/at+jwt")) {
+    let typ = typ.get(..12).filter(|prefix| prefix.eq_ignore_ascii_case("application/")).map_or(typ, |_| &typ[12..]);
+    if !typ.eq_ignore_ascii_case(media_type) {
         return Err(TokenRejection::WrongType);
     }
-    let kid = header.kid.ok_or(TokenRejection::UnknownKey)?;
-    let key = keys.get(&kid).ok_or(TokenRejection::UnknownKey)?;
-    let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &policy.validation).map_err(reject)?.claims;
-    Ok((claims, kid))
+    header.kid.ok_or(TokenRejection::UnknownKey)
 }
 
 /// `exp` and `nbf` at unix time `now`, with [`CLOCK_LEEWAY_SECS`] of leeway.
@@ -152,19 +179,11 @@ fn reject(error: jsonwebtoken::errors::Error) -> TokenRejection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::SigningKey;
+    use crate::fixtures::{KID, keys, sign, sign_raw};
     use serde_json::json;
     use uuid::Uuid;
 
     const NOW: i64 = 1_800_000_000;
-
-    fn key() -> &'static SigningKey {
-        crate::tokens::fixtures::key()
-    }
-
-    fn keys() -> VerificationKeys {
-        HashMap::from([(key().kid().to_string(), key().decoding_key())])
-    }
 
     fn policy() -> VerificationPolicy {
         VerificationPolicy::new("http://issuer", "library-api")
@@ -193,17 +212,17 @@ mod tests {
 
     #[test]
     fn a_token_we_signed_verifies() {
-        let token = key().sign(&claims()).expect("sign");
+        let token = sign(&claims());
         let verified = verify(&token, &keys(), &policy(), NOW).expect("valid");
         assert_eq!(verified.name.as_deref(), Some("alice"));
     }
 
     #[test]
     fn each_bad_token_is_rejected_for_its_reason() {
-        let kid = key().kid();
+        let kid = KID;
         let good_header = header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
-        let signed = |header: &str, claims: &serde_json::Value| key().sign_raw(header, &payload(claims)).expect("sign");
-        let good = key().sign(&claims()).expect("sign");
+        let signed = |header: &str, claims: &serde_json::Value| sign_raw(header, &payload(claims));
+        let good = sign(&claims());
         let cases: Vec<(&str, String, TokenRejection)> = vec![
             ("too large", "a".repeat(MAX_TOKEN_BYTES + 1), TokenRejection::TooLarge),
             ("two segments", good.rsplit_once('.').expect("prefix").0.to_string(), TokenRejection::Malformed),
@@ -279,8 +298,7 @@ mod tests {
 
     #[test]
     fn missing_or_wrong_claims_are_rejected() {
-        let kid = key().kid();
-        let good_header = header(json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}));
+        let good_header = header(json!({"alg": "RS256", "typ": "at+jwt", "kid": KID}));
         type Edit = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>)>;
         let edits: Vec<(&str, Edit)> = vec![
             (
@@ -364,14 +382,14 @@ mod tests {
             ),
         ];
         for (name, edit) in edits {
-            let token = key().sign_raw(&good_header, &payload(&with(claims(), edit))).expect("sign");
+            let token = sign_raw(&good_header, &payload(&with(claims(), edit)));
             assert!(verify(&token, &keys(), &policy(), NOW).is_err(), "{name} should be rejected");
         }
     }
 
     #[test]
     fn leeway_is_thirty_seconds_at_most() {
-        let token = key().sign(&claims()).expect("sign");
+        let token = sign(&claims());
         assert!(verify(&token, &keys(), &policy(), NOW + 60 + CLOCK_LEEWAY_SECS).is_ok());
         assert_eq!(verify(&token, &keys(), &policy(), NOW + 61 + CLOCK_LEEWAY_SECS), Err(TokenRejection::Expired));
     }
@@ -386,18 +404,13 @@ mod fuzz {
 
     const NOW: i64 = 1_800_000_000;
 
-    fn key() -> &'static crate::tokens::SigningKey {
-        crate::tokens::fixtures::key()
-    }
-
     fn valid_token() -> &'static str {
         static TOKEN: OnceLock<String> = OnceLock::new();
-        TOKEN.get_or_init(|| key().sign(&crate::tokens::fixtures::claims_at(NOW)).expect("sign"))
+        TOKEN.get_or_init(|| crate::fixtures::sign(&crate::fixtures::claims_at(NOW)))
     }
 
     fn check(token: &str) -> Result<AccessClaims, TokenRejection> {
-        let keys = HashMap::from([(key().kid().to_string(), key().decoding_key())]);
-        verify(token, &keys, &VerificationPolicy::new("http://issuer", "library-api"), NOW)
+        verify(token, &crate::fixtures::keys(), &VerificationPolicy::new("http://issuer", "library-api"), NOW)
     }
 
     proptest! {
