@@ -248,7 +248,10 @@ pub fn remove(
     let subject = Subject::Client(client_id.to_string());
     let mut ended = revocation::end_subject_tokens(conn, &subject, None, TokenScope::Everything, now, token_lifetime)?;
     let sessions: Vec<Uuid> = sessions.iter().filter_map(|sid| Uuid::parse_str(sid).ok()).collect();
-    events::record_session_ends(conn, metrics, &sessions, SessionEnd::ClientDeleted, vec![], now)?;
+    // The client's own (client-credentials) tokens end too: RISC account-purged, subject the
+    // client id, so that verifiers refuse them as this service does.
+    let purged = vec![events::Event::account_purged(client_id)];
+    events::record_session_ends(conn, metrics, &sessions, SessionEnd::ClientDeleted, purged, now)?;
     ended.sessions.extend(sessions);
     Ok(ended)
 }

@@ -357,6 +357,15 @@ async fn each_action_emits_exactly_its_events_with_the_right_subjects(
         ]
     );
 
+    // Deleting a client: its own tokens end, as RISC account-purged of the client id.
+    let doomed = receiver(&app, &admin, "doomed service").await;
+    let deleted = app.delete(&format!("/admin/clients/{}", doomed.client_id), &admin).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        kinds(&take_events(&app, &rp, &stream).await),
+        vec![(ACCOUNT_PURGED.into(), json!({"format": "opaque", "id": doomed.client_id}))]
+    );
+
     // Verification, echoing the state; too soon again is 429.
     let stream_id = stream["stream_id"].as_str().unwrap();
     let verify = app.post_json("/ssf/verify", Some(&rp.token), &json!({"stream_id": stream_id, "state": "s-1"})).await;

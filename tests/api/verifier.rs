@@ -1,5 +1,5 @@
 //! The verifier crate and its example resource server, started next to the service (issue 16):
-//! tokens work at the example; logouts, session ends, demotions and deletions reach it within
+//! tokens work at the example; logouts, session ends, demotions, user and client deletions reach it within
 //! two seconds with no call per request to the service; rotations and key deletion fail no
 //! request but the deleted key's; a storm of unknown `kid`s costs one key set fetch per
 //! cooldown; with the service stopped, cached keys keep verifying and the follower resumes.
@@ -206,8 +206,20 @@ async fn the_example_serves_valid_tokens_and_refuses_each_kind_of_revocation_wit
     assert_eq!(app.delete(&format!("/users/{carol_id}"), &admin).await.status, StatusCode::NO_CONTENT);
     example.refused_within(&carol.access, REVOCATION_DEADLINE, "after the deletion").await;
 
+    // A deleted client's own tokens.
+    let (service_id, service_secret) = ssf_client(&app, &admin, "doomed service").await;
+    let request = app
+        .request(reqwest::Method::POST, "/oauth/token")
+        .basic_auth(&service_id, Some(&service_secret))
+        .form(&[("grant_type", "client_credentials")]);
+    let service_token = app.send(request).await.body["access_token"].as_str().expect("a service token").to_string();
+    let (status, _, body) = example.get("/whoami", Some(&service_token)).await;
+    assert_eq!((status, &body["sub"]), (StatusCode::OK, &json!(service_id)));
+    assert_eq!(app.delete(&format!("/admin/clients/{service_id}"), &admin).await.status, StatusCode::NO_CONTENT);
+    example.refused_within(&service_token, REVOCATION_DEADLINE, "after the client's deletion").await;
+
     let stats = example.verifier.stats();
-    assert!(stats.revocations_applied >= 4, "{stats:?}");
+    assert!(stats.revocations_applied >= 5, "{stats:?}");
     assert_eq!(requests_on(&app, "/.well-known/jwks.json").await, 1.0, "one key set fetch, at start");
     example.stop().await;
 }
@@ -403,4 +415,37 @@ async fn a_restarted_example_remembers_revocations_from_its_deny_list_file() {
     let restarted = Example::following(&app, client, Some(file)).await;
     assert_eq!(restarted.status("/whoami", &token).await, StatusCode::UNAUTHORIZED);
     restarted.stop().await;
+}
+
+#[actix_web::test]
+async fn the_follower_enables_a_paused_stream_and_requests_the_events_it_follows() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let (client_id, secret) = ssf_client(&app, &admin, "resource-server").await;
+    let request = app
+        .request(reqwest::Method::POST, "/oauth/token")
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")]);
+    let receiver = app.send(request).await.body["access_token"].as_str().expect("token").to_string();
+    let session_revoked = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+    let body = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [session_revoked]});
+    let stream = app.post_json("/ssf/stream", Some(&receiver), &body).await;
+    assert_eq!(stream.status, StatusCode::CREATED, "{:?}", stream.body);
+    let stream_id = stream.body["stream_id"].as_str().expect("stream_id").to_string();
+    let paused =
+        app.post_json("/ssf/status", Some(&receiver), &json!({"stream_id": stream_id, "status": "paused"})).await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+
+    let example = Example::following(&app, (client_id, secret), None).await;
+    let status = app.get(&format!("/ssf/status?stream_id={stream_id}"), &receiver).await;
+    assert_eq!(status.body["status"], "enabled");
+    let configuration = app.get(&format!("/ssf/stream?stream_id={stream_id}"), &receiver).await;
+    let requested = configuration.body["events_requested"].as_array().expect("events_requested").len();
+    assert_eq!(requested, 4, "{:?}", configuration.body);
+
+    let token = app.user_token("heidi").await;
+    assert_eq!(example.status("/whoami", &token).await, StatusCode::OK);
+    assert_eq!(app.logout(&token).await.status, StatusCode::NO_CONTENT);
+    example.refused_within(&token, REVOCATION_DEADLINE, "after a logout").await;
+    example.stop().await;
 }

@@ -18,6 +18,7 @@ pub(crate) struct ServerMetadata {
 pub(crate) struct TransmitterMetadata {
     pub issuer: String,
     pub configuration_endpoint: String,
+    pub status_endpoint: Option<String>,
 }
 
 /// The well-known URL `name` of `issuer`: inserted between the host and any path

@@ -34,6 +34,11 @@ const MAX_EVENTS: usize = 100;
 const POLL_TIMEOUT: Duration = Duration::from_secs(40);
 /// The longest pause between retries while the issuer is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The shortest time between two polls that brought nothing (a transmitter that answers at
+/// once instead of holding the poll open must not make this loop spin).
+const MIN_EMPTY_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Access tokens are reused for at most this long, whatever their `expires_in`.
+const MAX_TOKEN_REUSE: Duration = Duration::from_secs(3600);
 /// How often entries that no longer matter are dropped.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -76,6 +81,7 @@ pub(crate) struct Follower {
     issuer: String,
     token_endpoint: String,
     configuration_endpoint: String,
+    status_endpoint: Option<String>,
     settings: FollowerSettings,
     keys: Arc<RemoteKeys>,
     list: Arc<DenyList>,
@@ -91,6 +97,17 @@ pub(crate) struct Follower {
 struct Answer {
     ack: Vec<String>,
     set_errs: Map<String, Value>,
+}
+
+/// What one poll brought.
+struct Polled {
+    /// Acknowledgements and errors for the next poll.
+    answer: Answer,
+    /// Whether to pause before the next poll (an event could not be checked yet, or the
+    /// stream had to be made again).
+    retry_soon: bool,
+    /// SETs received.
+    received: usize,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +194,7 @@ impl Follower {
             issuer: issuer.to_string(),
             token_endpoint,
             configuration_endpoint: metadata.configuration_endpoint,
+            status_endpoint: metadata.status_endpoint,
             settings,
             keys,
             list,
@@ -191,16 +209,21 @@ impl Follower {
         Ok(follower)
     }
 
-    /// Polls until `alive` has no strong reference left (the verifier is dropped).
+    /// Polls until `alive` has no strong reference left (the verifier is dropped; checked
+    /// between polls, so within one long poll).
     pub async fn run(mut self, alive: Weak<()>) {
         let mut answer = Answer::default();
         let mut failures = 0u32;
         while alive.strong_count() > 0 {
+            let started = Instant::now();
             match self.poll(&answer).await {
-                Ok((next, retry_soon)) => {
-                    answer = next;
-                    failures = if retry_soon { failures.saturating_add(1) } else { 0 };
+                Ok(polled) => {
+                    answer = polled.answer;
+                    failures = if polled.retry_soon { failures.saturating_add(1) } else { 0 };
                     self.counters.connected.store(true, Ordering::Relaxed);
+                    if polled.received == 0 && failures == 0 {
+                        tokio::time::sleep(MIN_EMPTY_POLL_INTERVAL.saturating_sub(started.elapsed())).await;
+                    }
                 }
                 Err(error) => {
                     failures = failures.saturating_add(1);
@@ -210,16 +233,16 @@ impl Follower {
                 }
             }
             if failures > 0 {
-                let backoff = Duration::from_millis(500 << failures.min(6)).min(MAX_BACKOFF);
+                // 0.5 s, 1 s, 2 s … at most MAX_BACKOFF.
+                let backoff = Duration::from_millis(250 << failures.min(8)).min(MAX_BACKOFF);
                 tokio::time::sleep(backoff).await;
             }
             self.prune_now_and_then();
         }
     }
 
-    /// One poll: sends `previous`'s acknowledgements and errors, applies what comes back. Returns
-    /// what to send next, and whether to pause first (an event could not be checked yet).
-    async fn poll(&mut self, previous: &Answer) -> Result<(Answer, bool), FetchError> {
+    /// One poll: sends `previous`'s acknowledgements and errors, applies what comes back.
+    async fn poll(&mut self, previous: &Answer) -> Result<Polled, FetchError> {
         let token = self.access_token().await?;
         let body = json!({
             "maxEvents": MAX_EVENTS,
@@ -238,16 +261,17 @@ impl Follower {
             StatusCode::NOT_FOUND => {
                 log::warn!("revocation stream: the stream is gone; creating a new one (events meanwhile are lost)");
                 self.poll_url = self.stream_endpoint().await?;
-                return Ok((Answer::default(), false));
+                return Ok(Polled { answer: Answer::default(), retry_soon: true, received: 0 });
             }
             _ => {}
         }
         let polled: PollResponse = http::json(response, &self.poll_url).await?;
-        let (answer, retry_soon) = self.apply(polled.sets).await?;
         if polled.more_available {
             log::debug!("revocation stream: more events available");
         }
-        Ok((answer, retry_soon))
+        let received = polled.sets.len();
+        let (answer, retry_soon) = self.apply(polled.sets).await?;
+        Ok(Polled { answer, retry_soon, received })
     }
 
     /// Verifies and applies `sets`, saves the deny list, and returns their acknowledgements.
@@ -348,7 +372,7 @@ impl Follower {
             .form(&[("grant_type", "client_credentials"), ("scope", "ssf")]);
         let response = http::send(request, &self.token_endpoint).await?;
         let granted: TokenResponse = http::json(response, &self.token_endpoint).await?;
-        let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(60));
+        let lifetime = Duration::from_secs(granted.expires_in.unwrap_or(60)).min(MAX_TOKEN_REUSE);
         let refresh_at = Instant::now() + lifetime.saturating_sub(Duration::from_secs(30)).max(lifetime / 2);
         self.access_token = Some((granted.access_token.clone(), refresh_at));
         Ok(granted.access_token)
@@ -390,10 +414,55 @@ impl Follower {
                 ),
             ));
         }
-        delivery["endpoint_url"]
+        let poll_url = delivery["endpoint_url"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| FetchError::invalid(&url, "the stream has no endpoint_url"))
+            .ok_or_else(|| FetchError::invalid(&url, "the stream has no endpoint_url"))?;
+        let stream_id = stream["stream_id"].as_str().unwrap_or_default().to_string();
+        self.request_every_followed_event(&stream, &stream_id, &token).await?;
+        self.enable(&stream_id, &token).await?;
+        Ok(poll_url)
+    }
+
+    /// Adds the followed event types a stream made earlier (by hand, or by an older follower)
+    /// does not request.
+    async fn request_every_followed_event(
+        &self,
+        stream: &Value,
+        stream_id: &str,
+        token: &str,
+    ) -> Result<(), FetchError> {
+        let requested: Vec<&str> =
+            stream["events_requested"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if REQUESTED_EVENTS.iter().all(|event| requested.contains(event)) {
+            return Ok(());
+        }
+        let mut events: Vec<&str> = requested;
+        events.extend(REQUESTED_EVENTS.iter().filter(|event| !events.contains(event)).collect::<Vec<_>>());
+        let url = &self.configuration_endpoint;
+        let body = json!({"stream_id": stream_id, "events_requested": events});
+        let response = http::send(self.client.patch(url).bearer_auth(token).json(&body), url).await?;
+        http::json::<Value>(response, url).await.map(|_| log::info!("revocation stream: now requesting {events:?}"))
+    }
+
+    /// Makes sure the stream is enabled: a paused stream holds its events and a disabled one
+    /// drops them, and either would leave revocations unseen while polls succeed.
+    async fn enable(&self, stream_id: &str, token: &str) -> Result<(), FetchError> {
+        let Some(url) = self.status_endpoint.as_deref() else { return Ok(()) };
+        let query_url = format!("{url}?stream_id={}", form_encoded(stream_id));
+        let response = http::send(self.client.get(&query_url).bearer_auth(token), url).await?;
+        let status: Value = http::json(response, url).await?;
+        if status["status"] == "enabled" {
+            return Ok(());
+        }
+        log::warn!(
+            "revocation stream: the stream was {} ({}); enabling it (a disabled stream dropped its events)",
+            status["status"],
+            status["reason"]
+        );
+        let body = json!({"stream_id": stream_id, "status": "enabled", "reason": "library-api-verifier started"});
+        let response = http::send(self.client.post(url).bearer_auth(token).json(&body), url).await?;
+        http::json::<Value>(response, url).await.map(|_| ())
     }
 }
 

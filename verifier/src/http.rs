@@ -48,14 +48,14 @@ impl FetchError {
 
 /// The client every request goes through: rustls, timeouts, no redirects (a verifier follows
 /// the issuer's own URLs only).
-pub(crate) fn client() -> Client {
+pub(crate) fn client() -> Result<Client, FetchError> {
     Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("library-api-verifier/", env!("CARGO_PKG_VERSION")))
         .build()
-        .unwrap_or_else(|_| Client::new())
+        .map_err(|source| FetchError::Transport { url: "(the HTTP client itself)".into(), source })
 }
 
 /// Sends `request` for `url` and returns the response, whatever its status.

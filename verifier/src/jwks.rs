@@ -72,13 +72,6 @@ pub(crate) struct KeyCacheCounters {
     pub refused_unknown_kids: AtomicU64,
 }
 
-/// A fetch asked for by an unknown `kid`: when, and the fetch count it waits to see change.
-#[derive(Clone, Copy)]
-struct ForcedFetch {
-    requested: Instant,
-    generation: u64,
-}
-
 /// The cached key set, and what asks for and announces fetches.
 pub(crate) struct RemoteKeys {
     client: Client,
@@ -87,9 +80,12 @@ pub(crate) struct RemoteKeys {
     current: ArcSwap<KeySet>,
     /// Wakes the refresher for a fetch now.
     wake: Arc<Notify>,
-    /// Counts finished fetches (successful or not): what waiting verifications watch.
-    generation: watch::Sender<u64>,
-    forced: Mutex<Option<ForcedFetch>>,
+    /// When the last finished fetch (successful or not) had started: what verifications
+    /// waiting for a fetch watch. Only a fetch that started after it was asked for can answer
+    /// a request (one already under way may have missed the key).
+    finished: watch::Sender<Option<Instant>>,
+    /// When an unknown `kid` last asked for a fetch.
+    forced: Mutex<Option<Instant>>,
     pub counters: KeyCacheCounters,
 }
 
@@ -122,7 +118,7 @@ impl RemoteKeys {
             settings,
             current: ArcSwap::from_pointee(first),
             wake: Arc::new(Notify::new()),
-            generation: watch::channel(0).0,
+            finished: watch::channel(None).0,
             forced: Mutex::new(None),
             counters: KeyCacheCounters::default(),
         });
@@ -152,26 +148,38 @@ impl RemoteKeys {
         if !Arc::ptr_eq(&self.current.load(), used) {
             return true;
         }
-        let mut finished = self.generation.subscribe();
-        let seen = *finished.borrow_and_update();
-        {
+        let mut finished = self.finished.subscribe();
+        let requested = {
             let mut forced = self.forced.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             match *forced {
-                Some(fetch) if fetch.requested.elapsed() < self.settings.unknown_kid_cooldown => {
-                    if fetch.generation != seen {
+                Some(requested) if requested.elapsed() < self.settings.unknown_kid_cooldown => {
+                    if finished.borrow().is_some_and(|started| started >= requested) {
                         // That fetch has finished, and the set it brought lacks this kid too.
                         self.counters.refused_unknown_kids.fetch_add(1, Ordering::Relaxed);
                         return false;
                     }
+                    requested // under way: wait for it too
                 }
                 _ => {
-                    *forced = Some(ForcedFetch { requested: Instant::now(), generation: seen });
+                    let requested = Instant::now();
+                    *forced = Some(requested);
                     self.wake.notify_one();
+                    requested
                 }
             }
-        }
+        };
+        let answered = async {
+            loop {
+                if finished.borrow_and_update().is_some_and(|started| started >= requested) {
+                    return true;
+                }
+                if finished.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
         let wait = http::REQUEST_TIMEOUT + Duration::from_secs(1);
-        tokio::time::timeout(wait, finished.changed()).await.is_ok_and(|changed| changed.is_ok())
+        tokio::time::timeout(wait, answered).await.unwrap_or(false)
     }
 
     /// When the refresher should fetch next, after `failures` failed fetches in a row.
@@ -186,6 +194,7 @@ impl RemoteKeys {
 
     /// One revalidation or fetch; the outcome replaces the current key set, or leaves it.
     async fn refresh(&self) -> Result<(), FetchError> {
+        let started = Instant::now();
         let current = self.current.load_full();
         self.counters.fetches.fetch_add(1, Ordering::Relaxed);
         let outcome = fetch(&self.client, &self.jwks_uri, current.etag.as_deref(), &self.settings).await;
@@ -207,7 +216,7 @@ impl RemoteKeys {
                 Err(error)
             }
         };
-        self.generation.send_modify(|generation| *generation += 1);
+        self.finished.send_replace(Some(started));
         result
     }
 }

@@ -34,8 +34,11 @@ pub enum TokenRejection {
     /// A `crit` header member: no extension is understood (RFC 7515 §4.1.11).
     #[error("crit header present")]
     CriticalHeader,
-    /// No `kid`, or one the issuer does not publish.
-    #[error("kid missing or not in the key set")]
+    /// No `kid`: no key can be chosen (and refetching the key set would not help).
+    #[error("no kid")]
+    MissingKeyId,
+    /// A `kid` the issuer does not publish.
+    #[error("kid not in the key set")]
     UnknownKey,
     /// The signature does not verify with the key named by `kid`.
     #[error("bad signature")]
@@ -142,7 +145,7 @@ pub(crate) fn checked_header(token: &str, media_type: &str) -> Result<String, To
     if !typ.eq_ignore_ascii_case(media_type) {
         return Err(TokenRejection::WrongType);
     }
-    header.kid.ok_or(TokenRejection::UnknownKey)
+    header.kid.ok_or(TokenRejection::MissingKeyId)
 }
 
 /// `exp` and `nbf` at unix time `now`, with [`CLOCK_LEEWAY_SECS`] of leeway.
@@ -256,7 +259,7 @@ mod tests {
             (
                 "no kid",
                 signed(&header(json!({"alg": "RS256", "typ": "at+jwt"})), &claims()),
-                TokenRejection::UnknownKey,
+                TokenRejection::MissingKeyId,
             ),
             (
                 "tampered payload",

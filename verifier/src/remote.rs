@@ -36,6 +36,10 @@ pub enum SetupError {
     },
 }
 
+/// The longest duration a setting takes: longer ones are cut to it (a year is past any sane
+/// value, and keeps `Instant` arithmetic far from overflow).
+const LONGEST_SETTING: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Configures a [`Verifier`]; made by [`Verifier::builder`].
 #[derive(Debug)]
 #[must_use]
@@ -73,13 +77,14 @@ impl VerifierBuilder {
     /// How often a token with an unknown `kid` may make the verifier refetch the key set
     /// (default 30 s).
     pub fn unknown_kid_cooldown(mut self, cooldown: Duration) -> Self {
-        self.keys.unknown_kid_cooldown = cooldown;
+        self.keys.unknown_kid_cooldown = cooldown.min(LONGEST_SETTING);
         self
     }
 
     /// Bounds on how long a fetched key set is used before revalidation, whatever its
     /// `Cache-Control: max-age` says (default 5 s to 1 h).
     pub fn key_set_max_age_bounds(mut self, shortest: Duration, longest: Duration) -> Self {
+        let (shortest, longest) = (shortest.min(LONGEST_SETTING), longest.min(LONGEST_SETTING));
         self.keys.min_max_age = shortest.min(longest);
         self.keys.max_max_age = longest.max(shortest);
         self
@@ -89,7 +94,7 @@ impl VerifierBuilder {
     /// cannot be reached (default 24 h). After that every token is refused with
     /// [`TokenRejection::KeysUnavailable`].
     pub fn max_stale(mut self, max_stale: Duration) -> Self {
-        self.keys.max_stale = max_stale;
+        self.keys.max_stale = max_stale.min(LONGEST_SETTING);
         self
     }
 
@@ -104,7 +109,7 @@ impl VerifierBuilder {
     /// The longest lifetime of the issuer's access tokens (default 24 h): how long a
     /// revocation is kept.
     pub fn max_token_lifetime(mut self, lifetime: Duration) -> Self {
-        self.max_token_lifetime = lifetime;
+        self.max_token_lifetime = lifetime.min(LONGEST_SETTING);
         self
     }
 
@@ -112,7 +117,7 @@ impl VerifierBuilder {
     /// stream exists), then starts the background tasks that keep them current. Must be called
     /// within a Tokio runtime (actix-web's included), which runs those tasks.
     pub async fn build(self) -> Result<Verifier, SetupError> {
-        let client = http::client();
+        let client = http::client().map_err(SetupError::Issuer)?;
         let metadata = server_metadata(&client, &self.issuer).await.map_err(SetupError::Issuer)?;
         let keys = RemoteKeys::start(client.clone(), metadata.jwks_uri.clone(), self.keys)
             .await
