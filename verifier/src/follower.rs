@@ -421,6 +421,7 @@ impl Follower {
         let stream_id = stream["stream_id"].as_str().unwrap_or_default().to_string();
         self.request_every_followed_event(&stream, &stream_id, &token).await?;
         self.enable(&stream_id, &token).await?;
+        log::info!("following revocations on stream {stream_id} as client {}", self.settings.client_id);
         Ok(poll_url)
     }
 

@@ -115,7 +115,9 @@ impl VerifierBuilder {
 
     /// Fetches the issuer's metadata and keys (and, when following revocations, makes sure its
     /// stream exists), then starts the background tasks that keep them current. Must be called
-    /// within a Tokio runtime (actix-web's included), which runs those tasks.
+    /// within a Tokio runtime (actix-web's included), which runs those tasks. The issuer must
+    /// be reachable: otherwise this fails, naming the URL (retry, or let a supervisor restart
+    /// the service), since without keys no token could be accepted anyway.
     pub async fn build(self) -> Result<Verifier, SetupError> {
         let client = http::client().map_err(SetupError::Issuer)?;
         let metadata = server_metadata(&client, &self.issuer).await.map_err(SetupError::Issuer)?;
@@ -153,6 +155,13 @@ impl VerifierBuilder {
             }
             None => None,
         };
+        log::info!(
+            "verifying tokens of {} for audience {} with {} key(s) from {}",
+            self.issuer,
+            self.audience,
+            keys.len(),
+            metadata.jwks_uri
+        );
         let policy = VerificationPolicy::new(&self.issuer, &self.audience);
         Ok(Verifier {
             inner: Arc::new(Inner {
