@@ -96,6 +96,19 @@ async fn ssf_client(app: &TestApp, admin: &str, name: &str) -> (String, String) 
     (reply.body["client_id"].as_str().expect("id").into(), reply.body["client_secret"].as_str().expect("secret").into())
 }
 
+/// A client-credentials access token of the client.
+async fn client_token(app: &TestApp, client_id: &str, secret: &str) -> String {
+    let request = app
+        .request(reqwest::Method::POST, "/oauth/token")
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")]);
+    let reply = app.send(request).await;
+    reply.body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a token for {client_id}: {:?}", reply.body))
+        .to_string()
+}
+
 /// Requests the service has answered, by route, from its metrics.
 async fn requests_by_route(app: &TestApp) -> Vec<(String, f64)> {
     let metrics = app.client.get(format!("{}/metrics", app.address)).send().await.expect("metrics");
@@ -208,11 +221,7 @@ async fn the_example_serves_valid_tokens_and_refuses_each_kind_of_revocation_wit
 
     // A deleted client's own tokens.
     let (service_id, service_secret) = ssf_client(&app, &admin, "doomed service").await;
-    let request = app
-        .request(reqwest::Method::POST, "/oauth/token")
-        .basic_auth(&service_id, Some(&service_secret))
-        .form(&[("grant_type", "client_credentials")]);
-    let service_token = app.send(request).await.body["access_token"].as_str().expect("a service token").to_string();
+    let service_token = client_token(&app, &service_id, &service_secret).await;
     let (status, _, body) = example.get("/whoami", Some(&service_token)).await;
     assert_eq!((status, &body["sub"]), (StatusCode::OK, &json!(service_id)));
     assert_eq!(app.delete(&format!("/admin/clients/{service_id}"), &admin).await.status, StatusCode::NO_CONTENT);
@@ -422,11 +431,7 @@ async fn the_follower_enables_a_paused_stream_and_requests_the_events_it_follows
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let (client_id, secret) = ssf_client(&app, &admin, "resource-server").await;
-    let request = app
-        .request(reqwest::Method::POST, "/oauth/token")
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[("grant_type", "client_credentials")]);
-    let receiver = app.send(request).await.body["access_token"].as_str().expect("token").to_string();
+    let receiver = client_token(&app, &client_id, &secret).await;
     let session_revoked = "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
     let body = json!({"delivery": {"method": "urn:ietf:rfc:8936"}, "events_requested": [session_revoked]});
     let stream = app.post_json("/ssf/stream", Some(&receiver), &body).await;

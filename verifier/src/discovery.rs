@@ -4,6 +4,7 @@
 use crate::http::{self, FetchError};
 use reqwest::Client;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// What the verifier needs of the authorization server metadata.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,23 +36,44 @@ pub(crate) fn well_known(issuer: &str, name: &str) -> String {
     }
 }
 
-/// The authorization server metadata of `issuer`, whose `issuer` must be exactly `issuer`
-/// (RFC 8414 §3.3: otherwise the metadata must not be used).
-pub(crate) async fn server_metadata(client: &Client, issuer: &str) -> Result<ServerMetadata, FetchError> {
-    let url = well_known(issuer, "oauth-authorization-server");
-    let metadata: ServerMetadata = http::json(http::send(client.get(&url), &url).await?, &url).await?;
-    if metadata.issuer != issuer {
-        return Err(FetchError::invalid(&url, format!("names issuer {:?}, not {issuer:?}", metadata.issuer)));
-    }
-    Ok(metadata)
+/// Metadata documents that name their issuer.
+pub(crate) trait NamesIssuer {
+    fn issuer(&self) -> &str;
 }
 
-/// The SSF transmitter metadata of `issuer` (its `issuer` checked the same way).
+impl NamesIssuer for ServerMetadata {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+impl NamesIssuer for TransmitterMetadata {
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+/// The authorization server metadata of `issuer` (RFC 8414).
+pub(crate) async fn server_metadata(client: &Client, issuer: &str) -> Result<ServerMetadata, FetchError> {
+    metadata(client, issuer, "oauth-authorization-server").await
+}
+
+/// The SSF transmitter metadata of `issuer` (SSF 1.0 §7).
 pub(crate) async fn transmitter_metadata(client: &Client, issuer: &str) -> Result<TransmitterMetadata, FetchError> {
-    let url = well_known(issuer, "ssf-configuration");
-    let metadata: TransmitterMetadata = http::json(http::send(client.get(&url), &url).await?, &url).await?;
-    if metadata.issuer != issuer {
-        return Err(FetchError::invalid(&url, format!("names issuer {:?}, not {issuer:?}", metadata.issuer)));
+    metadata(client, issuer, "ssf-configuration").await
+}
+
+/// The well-known document `name` of `issuer`, whose `issuer` must be exactly `issuer`
+/// (RFC 8414 §3.3, SSF 1.0 §7.2: otherwise the metadata must not be used).
+async fn metadata<T: DeserializeOwned + NamesIssuer>(
+    client: &Client,
+    issuer: &str,
+    name: &str,
+) -> Result<T, FetchError> {
+    let url = well_known(issuer, name);
+    let metadata: T = http::json(http::send(client.get(&url), &url).await?, &url).await?;
+    if metadata.issuer() != issuer {
+        return Err(FetchError::invalid(&url, format!("names issuer {:?}, not {issuer:?}", metadata.issuer())));
     }
     Ok(metadata)
 }
