@@ -468,6 +468,10 @@ error_responses!(
     NotFoundError { "404" => "not found" }
 );
 error_responses!(
+    /// Shared Signals receiver operations: only a client-credentials token with scope `ssf`.
+    SsfReceiverError { "403" => "not a client-credentials token with scope `ssf`" }
+);
+error_responses!(
     /// Operations that may collide with a unique value.
     ConflictError { "409" => "conflict" }
 );

@@ -3,7 +3,9 @@
 //! and RFC 8936 polling at each stream's `/ssf/poll/{stream_id}`. Receivers authenticate with a
 //! client-credentials access token holding scope `ssf`.
 
-use super::errors::{AppError, BodyErrors, ConflictError, DatabaseErrors, ErrorBody, NotFoundError, TokenErrors};
+use super::errors::{
+    AppError, BodyErrors, ConflictError, DatabaseErrors, ErrorBody, NotFoundError, SsfReceiverError, TokenErrors,
+};
 use super::extract::{AuthenticatedUser, JsonBody, StrictQuery};
 use crate::db::ssf::StreamRow;
 use crate::service::Services;
@@ -37,19 +39,17 @@ fn base(services: &Services) -> &str {
 )]
 pub async fn configuration(services: Data<Services>) -> HttpResponse {
     let base = base(&services);
-    HttpResponse::Ok().insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)])).json(
-        serde_json::json!({
-            "spec_version": "1_0",
-            "issuer": services.issuer.issuer,
-            "jwks_uri": format!("{base}/.well-known/jwks.json"),
-            "delivery_methods_supported": [PUSH_METHOD, POLL_METHOD],
-            "configuration_endpoint": format!("{base}/ssf/stream"),
-            "status_endpoint": format!("{base}/ssf/status"),
-            "verification_endpoint": format!("{base}/ssf/verify"),
-            "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
-            "default_subjects": "ALL",
-        }),
-    )
+    super::well_known::metadata_document(&serde_json::json!({
+        "spec_version": "1_0",
+        "issuer": services.issuer.issuer,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "delivery_methods_supported": [PUSH_METHOD, POLL_METHOD],
+        "configuration_endpoint": format!("{base}/ssf/stream"),
+        "status_endpoint": format!("{base}/ssf/status"),
+        "verification_endpoint": format!("{base}/ssf/verify"),
+        "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6749"}],
+        "default_subjects": "ALL",
+    }))
 }
 
 /// How a stream's SETs are delivered. Poll: `endpoint_url` is ours (where to poll). Push: the
@@ -210,7 +210,7 @@ pub struct StreamQuery {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "the new stream's configuration", body = StreamConfiguration),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         BodyErrors,
         TokenErrors,
         ConflictError,
@@ -237,7 +237,7 @@ pub async fn create_stream(
     responses(
         (status = 200, description = "with `stream_id`: that stream's configuration; without: an array of the caller's (at most one)", body = StreamConfiguration),
         (status = 400, description = "unknown query parameter", body = ErrorBody),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         TokenErrors,
         NotFoundError,
         DatabaseErrors,
@@ -289,7 +289,7 @@ async fn change_stream(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the updated configuration", body = StreamConfiguration),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         BodyErrors,
         TokenErrors,
         NotFoundError,
@@ -316,7 +316,7 @@ pub async fn update_stream(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the replaced configuration", body = StreamConfiguration),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         BodyErrors,
         TokenErrors,
         NotFoundError,
@@ -343,7 +343,7 @@ pub async fn replace_stream(
     responses(
         (status = 204, description = "deleted, with its queue"),
         (status = 400, description = "no stream_id", body = ErrorBody),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         TokenErrors,
         NotFoundError,
         DatabaseErrors,
@@ -401,7 +401,7 @@ fn status_of(stream: StreamRow) -> StreamStatusView {
     responses(
         (status = 200, description = "the stream's status", body = StreamStatusView),
         (status = 400, description = "no stream_id", body = ErrorBody),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         TokenErrors,
         NotFoundError,
         DatabaseErrors,
@@ -435,7 +435,7 @@ pub struct StatusInput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "the stream's new status", body = StreamStatusView),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         BodyErrors,
         TokenErrors,
         NotFoundError,
@@ -469,7 +469,7 @@ pub struct VerificationInput {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "a verification event is queued"),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         (status = 429, description = "sooner than min_verification_interval after the last (Retry-After)", body = ErrorBody),
         BodyErrors,
         TokenErrors,
@@ -555,7 +555,7 @@ impl From<PollResponse> for PollOutput {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "SETs, oldest first", body = PollOutput),
-        (status = 403, description = "not a client-credentials token with scope `ssf`", body = ErrorBody),
+        SsfReceiverError,
         BodyErrors,
         TokenErrors,
         NotFoundError,

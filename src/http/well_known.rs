@@ -62,9 +62,14 @@ fn server_metadata(services: &Services) -> serde_json::Value {
 }
 
 fn metadata_response(services: &Services) -> HttpResponse {
+    metadata_document(&server_metadata(services))
+}
+
+/// A metadata document (RFC 8414, OpenID Discovery, SSF): public, cacheable for an hour.
+pub(super) fn metadata_document(body: &serde_json::Value) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
-        .json(server_metadata(services))
+        .json(body)
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).

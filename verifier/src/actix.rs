@@ -172,7 +172,7 @@ impl FromRequest for Authenticated {
             log::error!("Authenticated used without a Verifier registered as app data");
             return Box::pin(std::future::ready(Err(AuthError::new(&Arc::from(""), Failure::NotConfigured))));
         };
-        let realm: Arc<str> = Arc::from(verifier.realm());
+        let realm = verifier.shared_realm();
         let token = bearer_token(req).map(str::to_string);
         Box::pin(async move {
             let Some(token) = token else { return Err(AuthError::new(&realm, Failure::NoToken)) };

@@ -280,6 +280,12 @@ impl Verifier {
         &self.inner.realm
     }
 
+    /// The realm, shared (what each extracted request keeps without copying it).
+    #[cfg(feature = "actix-web")]
+    pub(crate) fn shared_realm(&self) -> Arc<str> {
+        Arc::clone(&self.inner.realm)
+    }
+
     /// What the verifier has done so far.
     pub fn stats(&self) -> VerifierStats {
         let inner = &self.inner;
